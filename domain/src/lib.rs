@@ -1,0 +1,18 @@
+//! The AutomationOS domain core.
+//!
+//! Invariant: this crate performs no I/O and knows no web, GraphQL or ORM types. It holds
+//! the rules (validation, permissions, workflow graphs, expressions) and the ports
+//! (`ports`) that the boundary crates implement.
+
+pub mod access;
+pub mod api_token;
+pub mod error;
+pub mod expr;
+pub mod ids;
+pub mod page;
+pub mod ports;
+pub mod user;
+pub mod workflow;
+pub mod workspace;
+
+pub use error::DomainError;

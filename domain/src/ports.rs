@@ -1,0 +1,228 @@
+//! Ports: what the domain needs from storage, implemented by `aos-persistence`.
+//!
+//! Two kinds of method live here. Unscoped ones (users, sessions, `AccessStore`) serve
+//! authentication and authorization, which must run before any workspace is known to be
+//! the caller's. Every method on workspace-owned data takes a `WorkspaceScope`, and its
+//! implementation filters every query by `scope.workspace_id()`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::access::WorkspaceScope;
+use crate::api_token::{ApiToken, ApiTokenName, Scopes};
+use crate::error::DomainResult;
+use crate::ids::{ApiTokenId, RefreshTokenId, SessionFamilyId, UserId, WorkflowId, WorkspaceId};
+use crate::page::{Page, PageRequest};
+use crate::user::{Email, User, UserCredentials, UserName};
+use crate::workflow::{NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
+use crate::workspace::{Member, Role, Workspace, WorkspaceName};
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// `Conflict` when the e-mail address is taken.
+    async fn create_user(
+        &self,
+        email: &Email,
+        name: &UserName,
+        password_hash: &str,
+    ) -> DomainResult<User>;
+    async fn user(&self, id: UserId) -> DomainResult<Option<User>>;
+    async fn user_by_email(&self, email: &Email) -> DomainResult<Option<User>>;
+    async fn credentials_by_email(&self, email: &Email) -> DomainResult<Option<UserCredentials>>;
+}
+
+/// A refresh token about to be stored; only the hash of its secret is kept.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: RefreshTokenId,
+    pub family_id: SessionFamilyId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshSpend {
+    /// The token was live and is now spent; issue its successor in the same family.
+    Spent {
+        user_id: UserId,
+        family_id: SessionFamilyId,
+    },
+    /// The token had been spent before: someone replays it. The family must be revoked.
+    Reused {
+        family_id: SessionFamilyId,
+    },
+    /// Expired, or its family was revoked (log-out, reuse detected).
+    Dead,
+    Unknown,
+}
+
+/// A JWT signing key; the secret is encrypted under the master key by the API layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    pub encrypted_secret: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Creates the family if it does not exist yet, then stores the token in it.
+    async fn insert_refresh_token(&self, token: NewRefreshToken) -> DomainResult<()>;
+    /// Marks the token spent, atomically: of two concurrent spends of one token, exactly
+    /// one gets `Spent` and the other `Reused`.
+    async fn spend_refresh_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<RefreshSpend>;
+    async fn revoke_session_family(
+        &self,
+        family_id: SessionFamilyId,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()>;
+    async fn signing_keys(&self) -> DomainResult<Vec<StoredSigningKey>>;
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> DomainResult<()>;
+}
+
+/// An object addressed by id alone, whose workspace must be found before authorizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectRef {
+    Workflow(WorkflowId),
+    ApiToken(ApiTokenId),
+}
+
+/// Lookups for authentication and authorization only: they run before a scope exists.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
+    async fn membership(
+        &self,
+        user_id: UserId,
+        workspace_id: WorkspaceId,
+    ) -> DomainResult<Option<Role>>;
+    async fn api_token_by_hash(&self, token_hash: &str) -> DomainResult<Option<ApiToken>>;
+    async fn touch_api_token(&self, id: ApiTokenId, now: DateTime<Utc>) -> DomainResult<()>;
+    /// The caller's workspaces with the caller's role in each, oldest first.
+    async fn workspaces_of(&self, user_id: UserId) -> DomainResult<Vec<(Workspace, Role)>>;
+    /// Creates a workspace with `owner` as its first OWNER, in one transaction.
+    async fn create_workspace(
+        &self,
+        owner: UserId,
+        name: &WorkspaceName,
+    ) -> DomainResult<Workspace>;
+    /// The workspace an object belongs to, or `None` when there is no such object.
+    async fn locate(&self, object: ObjectRef) -> DomainResult<Option<WorkspaceId>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub name: ApiTokenName,
+    pub scopes: Scopes,
+    pub token_hash: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait]
+pub trait WorkspaceStore: Send + Sync {
+    async fn workspace(&self, scope: &WorkspaceScope) -> DomainResult<Workspace>;
+    /// Deletes the workspace and everything it owns.
+    async fn delete_workspace(&self, scope: &WorkspaceScope) -> DomainResult<()>;
+    async fn rename_workspace(
+        &self,
+        scope: &WorkspaceScope,
+        name: &WorkspaceName,
+    ) -> DomainResult<Workspace>;
+    /// Members, oldest first.
+    async fn members(&self, scope: &WorkspaceScope) -> DomainResult<Vec<Member>>;
+    async fn member_role(
+        &self,
+        scope: &WorkspaceScope,
+        user_id: UserId,
+    ) -> DomainResult<Option<Role>>;
+    async fn owner_count(&self, scope: &WorkspaceScope) -> DomainResult<u64>;
+    /// `Conflict` when the user is a member already.
+    async fn add_member(
+        &self,
+        scope: &WorkspaceScope,
+        user_id: UserId,
+        role: Role,
+    ) -> DomainResult<Member>;
+    /// `NotFound("member")` when the user is not a member.
+    async fn set_member_role(
+        &self,
+        scope: &WorkspaceScope,
+        user_id: UserId,
+        role: Role,
+    ) -> DomainResult<Member>;
+    /// Removes the member and revokes the API tokens they created in this workspace, in one
+    /// transaction: access ends at once. `NotFound("member")` when not a member.
+    async fn remove_member(
+        &self,
+        scope: &WorkspaceScope,
+        user_id: UserId,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()>;
+    async fn create_api_token(
+        &self,
+        scope: &WorkspaceScope,
+        token: NewApiToken,
+    ) -> DomainResult<ApiToken>;
+    /// Tokens that are not revoked, newest first.
+    async fn api_tokens(&self, scope: &WorkspaceScope) -> DomainResult<Vec<ApiToken>>;
+    /// `NotFound("API token")` when there is no such live token in the workspace.
+    async fn revoke_api_token(
+        &self,
+        scope: &WorkspaceScope,
+        id: ApiTokenId,
+        now: DateTime<Utc>,
+    ) -> DomainResult<()>;
+}
+
+#[async_trait]
+pub trait WorkflowStore: Send + Sync {
+    /// Stores version 1, created by `scope.actor()`.
+    async fn create_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        workflow: NewWorkflow,
+    ) -> DomainResult<Workflow>;
+    async fn workflow(
+        &self,
+        scope: &WorkspaceScope,
+        id: WorkflowId,
+    ) -> DomainResult<Option<Workflow>>;
+    /// Newest first; `after` is the id of the last item of the previous page.
+    async fn workflows(
+        &self,
+        scope: &WorkspaceScope,
+        page: PageRequest<WorkflowId>,
+    ) -> DomainResult<Page<Workflow>>;
+    /// Stores the next version atomically: concurrent updates get distinct version numbers.
+    /// `NotFound("workflow")` when absent.
+    async fn update_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        id: WorkflowId,
+        change: WorkflowChange,
+    ) -> DomainResult<Workflow>;
+    async fn set_workflow_active(
+        &self,
+        scope: &WorkspaceScope,
+        id: WorkflowId,
+        active: bool,
+    ) -> DomainResult<Workflow>;
+    /// Deletes the workflow and its versions. `NotFound("workflow")` when absent.
+    async fn delete_workflow(&self, scope: &WorkspaceScope, id: WorkflowId) -> DomainResult<()>;
+    /// Every version, newest first.
+    async fn workflow_versions(
+        &self,
+        scope: &WorkspaceScope,
+        id: WorkflowId,
+    ) -> DomainResult<Vec<WorkflowVersion>>;
+}
+
+/// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.
+pub trait Store: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore {}
+
+impl<T: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore> Store for T {}
