@@ -2,8 +2,19 @@
 //! version and bumps the current version number; old versions are never rewritten, so a
 //! run can always name exactly the graph it executed.
 
+mod config;
 pub mod definition;
+mod edges;
+mod expressions;
+mod fields;
+mod graph;
+pub mod node_types;
+mod nodes;
+pub mod retry;
+mod structure;
 pub mod validate;
+#[cfg(test)]
+mod validate_tests;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -1,0 +1,426 @@
+//! The node types of the contract and their validated configurations.
+//!
+//! Only the validator builds these values inside a [`super::Definition`], so code that
+//! receives a `Definition` can rely on every range and format documented here. Strings
+//! documented as templates still hold their `{{ }}` source: the engine evaluates them when
+//! the node runs, since their values depend on the run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// Every node type a definition may use, by its contract name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeType {
+    ManualTrigger,
+    WebhookTrigger,
+    ScheduleTrigger,
+    Set,
+    If,
+    HttpRequest,
+    Code,
+    Delay,
+    Respond,
+    Fail,
+}
+
+impl NodeType {
+    pub const ALL: [NodeType; 10] = [
+        NodeType::ManualTrigger,
+        NodeType::WebhookTrigger,
+        NodeType::ScheduleTrigger,
+        NodeType::Set,
+        NodeType::If,
+        NodeType::HttpRequest,
+        NodeType::Code,
+        NodeType::Delay,
+        NodeType::Respond,
+        NodeType::Fail,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::ManualTrigger => "trigger.manual",
+            NodeType::WebhookTrigger => "trigger.webhook",
+            NodeType::ScheduleTrigger => "trigger.schedule",
+            NodeType::Set => "set",
+            NodeType::If => "if",
+            NodeType::HttpRequest => "http.request",
+            NodeType::Code => "code",
+            NodeType::Delay => "delay",
+            NodeType::Respond => "respond",
+            NodeType::Fail => "fail",
+        }
+    }
+
+    pub fn is_trigger(self) -> bool {
+        matches!(
+            self,
+            NodeType::ManualTrigger | NodeType::WebhookTrigger | NodeType::ScheduleTrigger
+        )
+    }
+}
+
+impl fmt::Display for NodeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for NodeType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// What a node does, with its configuration. Serializes as the contract's `type` and
+/// `config` keys of a node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", content = "config")]
+pub enum NodeKind {
+    #[serde(rename = "trigger.manual")]
+    ManualTrigger(ManualTriggerConfig),
+    #[serde(rename = "trigger.webhook")]
+    WebhookTrigger(WebhookTriggerConfig),
+    #[serde(rename = "trigger.schedule")]
+    ScheduleTrigger(ScheduleTriggerConfig),
+    #[serde(rename = "set")]
+    Set(SetConfig),
+    #[serde(rename = "if")]
+    If(IfConfig),
+    #[serde(rename = "http.request")]
+    HttpRequest(HttpRequestConfig),
+    #[serde(rename = "code")]
+    Code(CodeConfig),
+    #[serde(rename = "delay")]
+    Delay(DelayConfig),
+    #[serde(rename = "respond")]
+    Respond(RespondConfig),
+    #[serde(rename = "fail")]
+    Fail(FailConfig),
+}
+
+impl NodeKind {
+    pub fn node_type(&self) -> NodeType {
+        match self {
+            NodeKind::ManualTrigger(_) => NodeType::ManualTrigger,
+            NodeKind::WebhookTrigger(_) => NodeType::WebhookTrigger,
+            NodeKind::ScheduleTrigger(_) => NodeType::ScheduleTrigger,
+            NodeKind::Set(_) => NodeType::Set,
+            NodeKind::If(_) => NodeType::If,
+            NodeKind::HttpRequest(_) => NodeType::HttpRequest,
+            NodeKind::Code(_) => NodeType::Code,
+            NodeKind::Delay(_) => NodeType::Delay,
+            NodeKind::Respond(_) => NodeType::Respond,
+            NodeKind::Fail(_) => NodeType::Fail,
+        }
+    }
+}
+
+/// A value that is either given in the definition or computed by one `{{ }}` template
+/// when the node runs (the template's result must then have the same type and range,
+/// which the engine checks).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Dynamic<T> {
+    Fixed(T),
+    Template(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualTriggerConfig {
+    /// Sample input for the editor's "run" form; never used by a run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_example: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookTriggerConfig {
+    pub respond: WebhookResponse,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<WebhookSecret>,
+    /// The HTTP methods the hook accepts; never empty, no duplicates.
+    pub methods: Vec<HttpMethod>,
+}
+
+impl WebhookTriggerConfig {
+    pub fn accepts(&self, method: HttpMethod) -> bool {
+        self.methods.contains(&method)
+    }
+}
+
+/// When the webhook answers its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WebhookResponse {
+    /// After the run ends: the `respond` node's status and body, or the run output.
+    #[default]
+    OnCompletion,
+    /// At once, with 202 and the run id.
+    Immediately,
+}
+
+impl WebhookResponse {
+    pub const NAMES: [&'static str; 2] = ["onCompletion", "immediately"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "onCompletion" => Some(Self::OnCompletion),
+            "immediately" => Some(Self::Immediately),
+            _ => None,
+        }
+    }
+}
+
+/// The shared secret of a signed webhook: at least [`WebhookSecret::MIN_LEN`] characters.
+/// Its `Debug` output is redacted so the secret never lands in a log.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct WebhookSecret(String);
+
+impl WebhookSecret {
+    pub const MIN_LEN: usize = 16;
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.chars().count() < Self::MIN_LEN {
+            return Err(format!(
+                "must be at least {} characters long",
+                Self::MIN_LEN
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WebhookSecret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+}
+
+impl HttpMethod {
+    pub const ALL: [HttpMethod; 7] = [
+        HttpMethod::Get,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Patch,
+        HttpMethod::Delete,
+        HttpMethod::Head,
+        HttpMethod::Options,
+    ];
+
+    /// Method names are upper case, as on the wire.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleTriggerConfig {
+    pub cron: CronSchedule,
+    #[serde(serialize_with = "serialize_timezone")]
+    pub timezone: chrono_tz::Tz,
+}
+
+impl ScheduleTriggerConfig {
+    /// The first firing strictly after `after`, in UTC; `None` if the schedule never
+    /// fires again.
+    pub fn next_after(
+        &self,
+        after: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let local = after.with_timezone(&self.timezone);
+        self.cron
+            .parsed
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|next| next.with_timezone(&chrono::Utc))
+    }
+}
+
+fn serialize_timezone<S: Serializer>(tz: &chrono_tz::Tz, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(tz.name())
+}
+
+/// A cron expression of 5 fields (minute precision), 6 (with seconds first) or a nickname
+/// such as `@daily`, as written (trimmed), with its parsed form. Day-of-month and
+/// day-of-week combine as in Vixie cron: either one matching is enough.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronSchedule {
+    expression: String,
+    parsed: croner::Cron,
+}
+
+impl CronSchedule {
+    /// Longer input is not a cron expression; the bound also keeps the parser's work small.
+    pub const MAX_LEN: usize = 200;
+
+    pub fn parse(expression: &str) -> Result<Self, String> {
+        let expression = expression.trim();
+        if expression.len() > Self::MAX_LEN || !expression.is_ascii() {
+            return Err(format!(
+                "must be a cron expression of at most {} ASCII characters",
+                Self::MAX_LEN
+            ));
+        }
+        let fields = expression.split_whitespace().count();
+        if !expression.starts_with('@') && !(5..=6).contains(&fields) {
+            return Err(format!(
+                "must have 5 fields (minute hour day-of-month month day-of-week) or 6 (with seconds first), not {fields}"
+            ));
+        }
+        let parsed = croner::parser::CronParser::builder()
+            .year(croner::parser::Year::Disallowed)
+            .build()
+            .parse(expression)
+            .map_err(|e| format!("is not a valid cron expression: {e}"))?;
+        Ok(Self {
+            expression: expression.to_owned(),
+            parsed,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.expression
+    }
+
+    pub fn parsed(&self) -> &croner::Cron {
+        &self.parsed
+    }
+}
+
+impl Serialize for CronSchedule {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.expression)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetConfig {
+    /// The node's output, exactly; string values may be templates.
+    pub fields: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IfConfig {
+    /// A template string always contains at least one `{{ }}`; its result's truthiness
+    /// picks the branch.
+    pub condition: Dynamic<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRequestConfig {
+    pub method: HttpMethod,
+    /// An absolute http(s) URL, or a template that must evaluate to one.
+    pub url: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub query: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<String>,
+    /// `None`: the engine's default timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl HttpRequestConfig {
+    pub const MAX_TIMEOUT_MS: u64 = 300_000;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeLanguage {
+    #[default]
+    JavaScript,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodeConfig {
+    pub language: CodeLanguage,
+    /// A function body (never a template): non-blank, at most [`CodeConfig::MAX_SOURCE_BYTES`].
+    pub source: String,
+}
+
+impl CodeConfig {
+    pub const MAX_SOURCE_BYTES: usize = 64 * 1024;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DelayConfig {
+    /// Fixed values are at most [`DelayConfig::MAX_MS`].
+    pub ms: Dynamic<u64>,
+}
+
+impl DelayConfig {
+    /// Thirty days.
+    pub const MAX_MS: u64 = 2_592_000_000;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RespondConfig {
+    /// Fixed values are 100 to 599.
+    pub status: Dynamic<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Value>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailConfig {
+    /// Non-blank; may be a template.
+    pub message: String,
+}
