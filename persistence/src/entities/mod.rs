@@ -1,0 +1,14 @@
+//! sea-orm entities, one file per table, in the shape `sea-orm-cli generate entity` gives.
+//!
+//! Invariant: these rows never leave the crate. Repositories convert them into domain types
+//! (`crate::convert`) at the edge; behaviour belongs in `crate::repo`, not here.
+
+pub mod api_tokens;
+pub mod members;
+pub mod refresh_tokens;
+pub mod session_families;
+pub mod signing_keys;
+pub mod users;
+pub mod workflow_versions;
+pub mod workflows;
+pub mod workspaces;

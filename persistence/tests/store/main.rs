@@ -1,0 +1,13 @@
+//! Storage tests: each one runs against SQLite and, when `AOS_TEST_DATABASE_URL` is set,
+//! against Postgres, on a fresh migrated database of its own (see `support`).
+
+mod support;
+
+mod isolation;
+mod row_level_security;
+mod sessions;
+mod setup;
+mod tokens;
+mod users;
+mod workflows;
+mod workspaces;

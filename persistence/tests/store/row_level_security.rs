@@ -1,0 +1,177 @@
+//! Postgres row-level security, the second wall behind the repositories' filters.
+//!
+//! Invariant protected: inside a transaction scoped to workspace A, even SQL that forgets
+//! every `workspace_id` filter sees only A's rows, cannot write rows into another
+//! workspace, and cannot read password hashes. The tests use raw SQL on purpose: they model
+//! a repository bug, which the policies must contain.
+
+use aos_domain::page::PageRequest;
+use aos_domain::ports::{AccessStore, ObjectRef, WorkflowStore, WorkspaceStore};
+use aos_domain::workspace::Role;
+use aos_persistence::Intent;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
+
+use crate::support::{Backend, Ctx, on_postgres, run};
+use crate::{tokens, workflows};
+
+on_postgres!(
+    unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace,
+    a_scoped_transaction_cannot_write_into_another_workspace,
+);
+
+/// The same guarantees when the application connects as a non-superuser that owns the
+/// tables (as on a managed server), where only the tenant role keeps it in bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_superuser_owner_gets_the_same_walls() {
+    run(Backend::PostgresAsOwner, |t: Ctx| async move {
+        unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace(t.clone()).await;
+        a_scoped_transaction_cannot_write_into_another_workspace(t).await;
+    })
+    .await;
+}
+
+async fn count(txn: &DatabaseTransaction, sql: &str) -> i64 {
+    txn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await
+        .expect("count query")
+        .expect("one row")
+        .try_get_by_index::<i64>(0)
+        .expect("a count")
+}
+
+async fn execute(txn: &DatabaseTransaction, sql: String) -> Result<(), DbErr> {
+    txn.execute_unprepared(&sql).await.map(drop)
+}
+
+async fn unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace(t: Ctx) {
+    let ada = t.user("ada").await;
+    let bob = t.user("bob").await;
+    let carol = t.user("carol").await;
+    let (a, in_a) = t.workspace(&ada, "A").await;
+    let (_, in_b) = t.workspace(&bob, "B").await;
+    t.store
+        .add_member(&in_b, carol.id, Role::Viewer)
+        .await
+        .expect("carol joins B");
+    let a_workflow = workflows::create(&t, &in_a, "A1").await;
+    for name in ["B1", "B2", "B3"] {
+        workflows::create(&t, &in_b, name).await;
+    }
+    tokens::create(&t, &in_b, "B's token", "hash-b").await;
+
+    let txn = t
+        .store
+        .begin_scoped(&in_a, Intent::Read)
+        .await
+        .expect("scoped transaction");
+    assert_eq!(count(&txn, "SELECT count(*) FROM workflows").await, 1);
+    assert_eq!(
+        count(&txn, "SELECT count(*) FROM workflow_versions").await,
+        1
+    );
+    assert_eq!(count(&txn, "SELECT count(*) FROM members").await, 1);
+    assert_eq!(count(&txn, "SELECT count(*) FROM workspaces").await, 1);
+    assert_eq!(count(&txn, "SELECT count(*) FROM api_tokens").await, 0);
+    // Only fellow members' public columns: ada, not bob or carol.
+    assert_eq!(count(&txn, "SELECT count(id) FROM users").await, 1);
+    let hashes = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT password_hash FROM users",
+        ))
+        .await;
+    assert!(hashes.is_err(), "the tenant role read password hashes");
+    drop(txn);
+
+    // The role and setting ended with the transaction: unscoped look-ups see everything.
+    assert_eq!(
+        t.store
+            .locate(ObjectRef::Workflow(a_workflow.id))
+            .await
+            .expect("locate"),
+        Some(a.id)
+    );
+    let page = PageRequest::new(Some(10), None).expect("page");
+    assert_eq!(
+        t.store.workflows(&in_b, page).await.expect("B").items.len(),
+        3
+    );
+    assert_eq!(t.store.members(&in_b).await.expect("B members").len(), 2);
+}
+
+async fn a_scoped_transaction_cannot_write_into_another_workspace(t: Ctx) {
+    let ada = t.user("ada").await;
+    let bob = t.user("bob").await;
+    let (_, in_a) = t.workspace(&ada, "A").await;
+    let (b, in_b) = t.workspace(&bob, "B").await;
+    let b_workflow = workflows::create(&t, &in_b, "B1").await;
+
+    let refused = |statement: String| {
+        let store = t.store.clone();
+        let in_a = in_a.clone();
+        async move {
+            let txn = store
+                .begin_scoped(&in_a, Intent::Write)
+                .await
+                .expect("scoped transaction");
+            execute(&txn, statement).await
+        }
+    };
+    let wf = uuid::Uuid::now_v7();
+    let inserted = refused(format!(
+        "INSERT INTO workflows (id, workspace_id, name, current_version, active, webhook_key, \
+         created_at, updated_at) VALUES ('{wf}', '{}', 'smuggled', 1, false, 'k-{wf}', now(), now())",
+        b.id
+    ))
+    .await;
+    assert!(inserted.is_err(), "inserted a workflow into B");
+    let joined = refused(format!(
+        "INSERT INTO members (workspace_id, user_id, role, created_at) \
+         VALUES ('{}', '{}', 'OWNER', now())",
+        b.id, ada.id
+    ))
+    .await;
+    assert!(joined.is_err(), "joined B");
+    let a_token = tokens::create(&t, &in_a, "A's token", "hash-a").await;
+    let moved = refused(format!(
+        "UPDATE api_tokens SET workspace_id = '{}' WHERE id = '{}'",
+        b.id, a_token.id
+    ))
+    .await;
+    assert!(moved.is_err(), "moved a token into B");
+
+    // Blind writes to B's rows match nothing.
+    let txn = t
+        .store
+        .begin_scoped(&in_a, Intent::Write)
+        .await
+        .expect("scoped transaction");
+    let deleted = txn
+        .execute_unprepared("DELETE FROM workflows")
+        .await
+        .expect("delete");
+    assert_eq!(
+        deleted.rows_affected(),
+        0,
+        "A has no workflows; B's are invisible"
+    );
+    let renamed = txn
+        .execute_unprepared("UPDATE workspaces SET name = 'pwned'")
+        .await
+        .expect("update");
+    assert_eq!(renamed.rows_affected(), 1, "only A itself");
+    txn.commit().await.expect("commit");
+
+    assert_eq!(
+        t.store.workspace(&in_b).await.expect("B").name.as_str(),
+        "B"
+    );
+    assert_eq!(
+        t.store.workflow(&in_b, b_workflow.id).await.expect("read"),
+        Some(b_workflow)
+    );
+    assert_eq!(
+        t.store.membership(ada.id, b.id).await.expect("membership"),
+        None
+    );
+}
