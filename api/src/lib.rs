@@ -1,1 +1,14 @@
+//! The API: the only crate that knows HTTP and GraphQL. It authenticates callers, mints
+//! workspace scopes through the domain's `authorize`, and reaches data only through the
+//! domain's storage ports.
 
+pub mod auth;
+pub mod authz;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod graphql;
+pub mod http;
+pub mod limits;
+pub mod state;
+pub mod ws;

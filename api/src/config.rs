@@ -1,0 +1,44 @@
+//! Settings of the API layer, passed in explicitly by the binary (no globals).
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Base of public URLs (webhooks), without a trailing slash.
+    pub public_url: String,
+    pub max_body_bytes: usize,
+    pub auth_attempts_per_minute: u32,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub graphql: GraphqlLimits,
+    pub ws_init_timeout: Duration,
+    pub ws_max_subscriptions: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GraphqlLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+    pub max_batch: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            auth_attempts_per_minute: 10,
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            graphql: GraphqlLimits {
+                max_depth: 15,
+                max_complexity: 2000,
+                max_aliases: 30,
+                max_batch: 10,
+            },
+            ws_init_timeout: Duration::from_secs(10),
+            ws_max_subscriptions: 50,
+        }
+    }
+}

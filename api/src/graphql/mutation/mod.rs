@@ -1,0 +1,16 @@
+//! Root mutations, one file per area. Every mutation takes exactly one argument, `input`.
+
+mod accounts;
+mod api_tokens;
+mod workflows;
+mod workspaces;
+
+use async_graphql::MergedObject;
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    accounts::AccountMutation,
+    workspaces::WorkspaceMutation,
+    api_tokens::ApiTokenMutation,
+    workflows::WorkflowMutation,
+);

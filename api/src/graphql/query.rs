@@ -1,0 +1,91 @@
+//! Root queries.
+
+use async_graphql::{Context, ID, Json, Object};
+
+use aos_domain::access::{Action, Principal, authorize};
+use aos_domain::ids::WorkflowId;
+use aos_domain::ports::ObjectRef;
+use aos_domain::workflow::validate_definition;
+
+use super::types::{UserObject, Viewer, WorkflowObject, WorkflowProblem, WorkspaceObject};
+use super::{app, request, workspace_scope};
+use crate::authz::{parse_id, scope_for};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user and their workspaces. User sessions only: an API token acts on
+    /// its workspace and is not a person.
+    async fn viewer(&self, ctx: &Context<'_>) -> ApiResult<Viewer> {
+        let Principal::User(user_id) = request(ctx)?.caller.principal()? else {
+            return Err(ApiError::forbidden(
+                "`viewer` needs a user session; API tokens cannot use it",
+            ));
+        };
+        let state = app(ctx)?;
+        let user = state
+            .store
+            .user(*user_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthenticated("the account no longer exists"))?;
+        let principal = Principal::User(*user_id);
+        let mut workspaces = Vec::new();
+        for (workspace, role) in state.store.workspaces_of(*user_id).await? {
+            let scope = authorize(
+                &principal,
+                workspace.id,
+                Some(role),
+                Action::ReadWorkspace,
+                "workspace",
+            )?;
+            workspaces.push(WorkspaceObject { workspace, scope });
+        }
+        Ok(Viewer {
+            user: UserObject(user),
+            workspaces,
+        })
+    }
+
+    /// A workspace the caller belongs to; `NOT_FOUND` for any other.
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<WorkspaceObject>> {
+        let (state, scope) = workspace_scope(ctx, &id, Action::ReadWorkspace).await?;
+        let workspace = state.store.workspace(&scope).await?;
+        Ok(Some(WorkspaceObject { workspace, scope }))
+    }
+
+    async fn workflow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<WorkflowObject>> {
+        let principal = request(ctx)?.caller.principal()?;
+        let state = app(ctx)?;
+        let workflow_id: WorkflowId = parse_id(&id, "workflow")?;
+        let scope = scope_for(
+            state,
+            principal,
+            ObjectRef::Workflow(workflow_id),
+            Action::ReadWorkflows,
+            "workflow",
+        )
+        .await?;
+        let workflow = state
+            .store
+            .workflow(&scope, workflow_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("workflow"))?;
+        Ok(Some(WorkflowObject { workflow, scope }))
+    }
+
+    /// Every problem of a definition, without saving it: the editor's live check.
+    async fn validate_workflow_definition(
+        &self,
+        ctx: &Context<'_>,
+        definition: Json<serde_json::Value>,
+    ) -> ApiResult<Vec<WorkflowProblem>> {
+        request(ctx)?.caller.principal()?;
+        Ok(match validate_definition(&definition.0) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems.into_iter().map(WorkflowProblem::from).collect(),
+        })
+    }
+}

@@ -1,0 +1,118 @@
+//! Subscriptions. Each one is authorized when it starts and again before every event it
+//! delivers, so a member who is removed stops receiving at once: they get one error and
+//! the subscription completes.
+
+use async_graphql::{Context, Enum, ID, Object, Subscription as SubscriptionRoot};
+use futures::Stream;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+use aos_domain::access::{Action, WorkspaceScope};
+use aos_domain::ids::WorkspaceId;
+
+use super::types::WorkflowObject;
+use super::{app, request};
+use crate::authz::{parse_id, scope_in};
+use crate::error::{ApiError, ApiResult};
+use crate::events::{WorkflowEvent, WorkflowEventKind as Kind};
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum WorkflowEventKind {
+    Created,
+    Updated,
+    Activated,
+    Deactivated,
+    Deleted,
+}
+
+impl From<Kind> for WorkflowEventKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Created => Self::Created,
+            Kind::Updated => Self::Updated,
+            Kind::Activated => Self::Activated,
+            Kind::Deactivated => Self::Deactivated,
+            Kind::Deleted => Self::Deleted,
+        }
+    }
+}
+
+pub struct WorkflowEventObject {
+    event: WorkflowEvent,
+    scope: WorkspaceScope,
+}
+
+#[Object(name = "WorkflowEvent")]
+impl WorkflowEventObject {
+    async fn kind(&self) -> WorkflowEventKind {
+        self.event.kind.into()
+    }
+
+    async fn workflow_id(&self) -> ID {
+        ID(self.event.workflow_id.to_string())
+    }
+
+    /// The version after the change; null once deleted.
+    async fn version(&self) -> Option<i32> {
+        self.event.workflow.as_ref().map(|w| w.version)
+    }
+
+    async fn workflow(&self) -> Option<WorkflowObject> {
+        self.event.workflow.clone().map(|workflow| WorkflowObject {
+            workflow,
+            scope: self.scope.clone(),
+        })
+    }
+}
+
+pub struct Subscription;
+
+#[SubscriptionRoot]
+impl Subscription {
+    /// Live changes to the workspace's workflows.
+    async fn workflow_events(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+    ) -> Result<impl Stream<Item = ApiResult<WorkflowEventObject>> + use<>, ApiError> {
+        let state = app(ctx)?.clone();
+        let principal = request(ctx)?.caller.principal()?.clone();
+        let workspace_id: WorkspaceId = parse_id(&workspace_id, "workspace")?;
+        scope_in(
+            &state,
+            &principal,
+            workspace_id,
+            Action::ReadWorkflows,
+            "workspace",
+        )
+        .await?;
+        let events = BroadcastStream::new(state.workflow_events.subscribe());
+        let stream = events
+            .filter(move |event| match event {
+                Ok(event) => event.workspace_id == workspace_id,
+                Err(BroadcastStreamRecvError::Lagged(_)) => true,
+            })
+            .then(move |event| {
+                let state = state.clone();
+                let principal = principal.clone();
+                async move {
+                    let event = event.map_err(|BroadcastStreamRecvError::Lagged(missed)| {
+                        ApiError::coded(crate::error::INTERNAL, format!("this subscriber fell behind and missed {missed} events; resubscribe and refetch"))
+                    })?;
+                    let scope = scope_in(&state, &principal, workspace_id, Action::ReadWorkflows, "workspace").await?;
+                    Ok(WorkflowEventObject { event, scope })
+                }
+            });
+        // The first error is delivered and ends the subscription: a subscriber who lost
+        // access or missed events has to resubscribe, not keep a stream of refusals open.
+        // Ends right after yielding it, without waiting for another event to arrive.
+        let stream = futures::stream::unfold(Some(Box::pin(stream)), |events| async move {
+            let mut events = events?;
+            let item = events.next().await?;
+            let more = item.is_ok().then_some(events);
+            Some((item, more))
+        });
+        Ok(stream)
+    }
+}

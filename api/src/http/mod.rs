@@ -1,0 +1,52 @@
+//! The HTTP surface: GraphQL over HTTP and WebSocket, health, readiness and metrics.
+//!
+//! GraphQL requests are read by our own handler rather than async-graphql-axum's
+//! extractor, because the extractor accepts any body size and content type. Here: the body
+//! is capped (413), only `application/json` is accepted for POST so that a cross-site form
+//! or `text/plain` fetch cannot reach a mutation (415), malformed JSON is a 400, batches
+//! are capped, and GET runs queries only (405 otherwise).
+
+mod graphql;
+mod ops;
+mod ws_route;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: AppState,
+    pub schema: AppSchema,
+    pub metrics: PrometheusHandle,
+}
+
+pub fn router(state: HttpState) -> Router {
+    let max_body = state.app.config.max_body_bytes;
+    let request_ids = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %request_id)
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id());
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/", get(ops::home))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(request_ids)
+        .with_state(state)
+}

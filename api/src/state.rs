@@ -1,0 +1,37 @@
+//! What every request shares: the store, the keys, the limiters and the event bus.
+
+use std::sync::Arc;
+
+use aos_domain::ports::Store;
+
+use crate::auth::jwt::SigningKeys;
+use crate::config::ApiConfig;
+use crate::events::WorkflowEventBus;
+use crate::limits::AuthLimiter;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub config: ApiConfig,
+    pub keys: SigningKeys,
+    pub auth_limiter: AuthLimiter,
+    pub workflow_events: WorkflowEventBus,
+    /// Answers /readyz: whether the database can be reached now.
+    pub readiness: Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
