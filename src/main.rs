@@ -1,1 +1,43 @@
-fn main() {}
+//! `automationos`: one binary for the API server, the migrations and the schema.
+
+mod cli;
+mod master_key;
+mod serve;
+mod telemetry;
+
+use anyhow::Context;
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Schema = cli.command {
+        print!("{}", aos_api::graphql::sdl());
+        return Ok(());
+    }
+    // TLS code paths (Postgres with sslmode, Sentry) see two rustls crypto providers in the
+    // dependency tree and would refuse to pick one; choose explicitly.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _sentry = telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Migrate(args) => {
+                let db = aos_persistence::connect(&args.url())
+                    .await
+                    .context("connecting to the database")?;
+                aos_persistence::migrate(&db)
+                    .await
+                    .context("migrating the database")?;
+                println!("migrations applied");
+                Ok(())
+            }
+            Command::Schema => Ok(()),
+        }
+    })
+}

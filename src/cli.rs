@@ -1,0 +1,114 @@
+//! Command line and environment configuration. Every flag has an environment variable;
+//! the defaults make `serve` work on a fresh machine with nothing else installed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "automationos",
+    version,
+    about = "Workflow automation backend: GraphQL API, webhooks and durable runs"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API (and, as later issues land, webhooks, the scheduler and workers).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Print the GraphQL schema (SDL); `schema.graphql` must equal it byte for byte.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    /// Default: the embedded SQLite database `<data-dir>/automationos.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Where local state lives: the embedded database and a generated master key.
+    #[arg(long, env = "AOS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+impl DatabaseArgs {
+    pub fn url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("automationos.db").display()
+            )
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Address to listen on; port 0 picks a free port (the printed URL has the real one).
+    #[arg(long, env = "AOS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base64 of 32 random bytes. Unset: generated once into `<data-dir>/master.key`.
+    /// Every node of a cluster needs the same key.
+    #[arg(long, env = "AOS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Skip migrations at start (for clusters that migrate as a release step).
+    #[arg(long, env = "AOS_NO_MIGRATE")]
+    pub no_migrate: bool,
+
+    /// Public base URL, used in webhook URLs. Default: `http://<listen address>`.
+    #[arg(long, env = "AOS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Largest accepted request body (and WebSocket message), in bytes.
+    #[arg(long, env = "AOS_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// logIn/signUp attempts allowed per e-mail address per minute (per client IP: 10x).
+    #[arg(long, env = "AOS_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
+    pub auth_attempts_per_minute: u32,
+
+    /// Lifetime of access tokens (JWTs), in seconds.
+    #[arg(long, env = "AOS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
+
+    /// Lifetime of refresh tokens, in seconds.
+    #[arg(long, env = "AOS_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Deepest allowed GraphQL selection nesting.
+    #[arg(long, env = "AOS_GRAPHQL_MAX_DEPTH", default_value_t = 15)]
+    pub graphql_max_depth: usize,
+
+    /// Largest allowed GraphQL query complexity (fields counted, lists weighted).
+    #[arg(long, env = "AOS_GRAPHQL_MAX_COMPLEXITY", default_value_t = 2000)]
+    pub graphql_max_complexity: usize,
+
+    /// Most aliases one GraphQL document may use.
+    #[arg(long, env = "AOS_GRAPHQL_MAX_ALIASES", default_value_t = 30)]
+    pub graphql_max_aliases: usize,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "AOS_GRAPHQL_MAX_BATCH", default_value_t = 10)]
+    pub graphql_max_batch: usize,
+
+    /// Time a WebSocket client has to send a valid `connection_init`, in milliseconds.
+    #[arg(long, env = "AOS_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+
+    /// Most concurrent subscriptions on one WebSocket.
+    #[arg(long, env = "AOS_WS_MAX_SUBSCRIPTIONS", default_value_t = 50)]
+    pub ws_max_subscriptions: usize,
+}

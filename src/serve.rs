@@ -1,0 +1,142 @@
+//! `automationos serve`: the composition root. It builds the adapters, hands them to the
+//! API as ports, and runs until SIGTERM or Ctrl-C, finishing requests in flight.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tokio::net::TcpListener;
+
+use aos_api::auth::jwt::SigningKeys;
+use aos_api::auth::sealing::MasterKey;
+use aos_api::config::{ApiConfig, GraphqlLimits};
+use aos_api::events::WorkflowEventBus;
+use aos_api::http::{HttpState, router};
+use aos_api::limits::AuthLimiter;
+use aos_api::state::{AppState, Inner};
+use aos_domain::ports::Store;
+
+use crate::cli::ServeArgs;
+use crate::master_key;
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let master_key = MasterKey::from_bytes(&master_key::load(
+        args.master_key.as_deref(),
+        &args.database.data_dir,
+    )?);
+    let db = aos_persistence::connect(&args.database.url())
+        .await
+        .context("connecting to the database")?;
+    if args.no_migrate {
+        tracing::info!("skipping migrations (--no-migrate)");
+    } else {
+        aos_persistence::migrate(&db)
+            .await
+            .context("migrating the database")?;
+    }
+    let store: Arc<dyn Store> = Arc::new(aos_persistence::SeaStore::new(db.clone()));
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(&[
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .context("configuring metrics")?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let config = api_config(&args, address);
+    let keys = SigningKeys::load_or_create(store.clone(), master_key)
+        .await
+        .context("loading the signing keys")?;
+    let readiness_db = db.clone();
+    let app = AppState::new(Inner {
+        store,
+        auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
+        workflow_events: WorkflowEventBus::new(),
+        keys,
+        readiness: Arc::new(move || {
+            let db = readiness_db.clone();
+            Box::pin(async move { aos_persistence::ping(&db).await })
+        }),
+        config: config.clone(),
+    });
+    spawn_limiter_cleanup(app.clone());
+    let schema = aos_api::graphql::build_schema(Some(app.clone()), config.graphql);
+    let routes = router(HttpState {
+        app,
+        schema,
+        metrics,
+    });
+
+    println!("AutomationOS listening on http://{address}");
+    println!("GraphiQL: http://{address}/graphql");
+    tracing::info!(%address, "listening");
+    axum::serve(
+        listener,
+        routes.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn api_config(args: &ServeArgs, address: SocketAddr) -> ApiConfig {
+    ApiConfig {
+        public_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"))
+            .trim_end_matches('/')
+            .to_owned(),
+        max_body_bytes: args.max_body_bytes,
+        auth_attempts_per_minute: args.auth_attempts_per_minute,
+        access_token_ttl: Duration::from_secs(args.access_token_ttl_secs),
+        refresh_token_ttl: Duration::from_secs(args.refresh_token_ttl_secs),
+        graphql: GraphqlLimits {
+            max_depth: args.graphql_max_depth,
+            max_complexity: args.graphql_max_complexity,
+            max_aliases: args.graphql_max_aliases,
+            max_batch: args.graphql_max_batch,
+        },
+        ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
+        ws_max_subscriptions: args.ws_max_subscriptions,
+    }
+}
+
+fn spawn_limiter_cleanup(app: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            app.auth_limiter.forget_idle();
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,46 @@
+//! Logs (JSON lines on stderr, filtered by RUST_LOG) and error reporting to Sentry when
+//! SENTRY_DSN is set. Nothing that could carry a secret is sent to Sentry: no request
+//! bodies, headers, cookies or user data.
+
+use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+pub fn init() -> Option<sentry::ClientInitGuard> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let sentry_guard = std::env::var("SENTRY_DSN")
+        .ok()
+        .filter(|dsn| !dsn.trim().is_empty())
+        .map(|dsn| {
+            let mut options = sentry::ClientOptions::default();
+            options.release = sentry::release_name!();
+            options.send_default_pii = false;
+            options.before_send = Some(std::sync::Arc::new(|mut event| {
+                event.request = None;
+                event.user = None;
+                Some(event)
+            }));
+            sentry::init((dsn, options))
+        });
+    // Only ERROR events become Sentry issues; WARN/INFO ride along as breadcrumbs so an
+    // issue shows what led up to it without spending the error quota on them.
+    let sentry_layers = sentry_guard.as_ref().map(|_| {
+        ErrorLayer::new()
+            .with_filter(LevelFilter::ERROR)
+            .and_then(BreadcrumbLayer::new().with_filter(LevelFilter::INFO))
+    });
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_writer(std::io::stderr),
+        )
+        .with(sentry_layers)
+        .init();
+    sentry_guard
+}

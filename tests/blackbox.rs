@@ -1,0 +1,27 @@
+//! Black-box tests: every test starts the real `automationos` binary on a free port with its
+//! own data directory (and, when `AOS_TEST_DATABASE_URL` names a Postgres server, its own
+//! database) and talks to it only as a client would, over HTTP and WebSocket.
+//!
+//! One test binary, so the harness and the dependencies link once.
+
+#[path = "blackbox/harness.rs"]
+mod harness;
+
+#[path = "blackbox/auth.rs"]
+mod auth;
+#[path = "blackbox/isolation.rs"]
+mod isolation;
+#[path = "blackbox/ops.rs"]
+mod ops;
+#[path = "blackbox/protection.rs"]
+mod protection;
+#[path = "blackbox/tokens.rs"]
+mod tokens;
+#[path = "blackbox/validation.rs"]
+mod validation;
+#[path = "blackbox/websocket.rs"]
+mod websocket;
+#[path = "blackbox/workflows.rs"]
+mod workflows;
+#[path = "blackbox/workspaces.rs"]
+mod workspaces;
