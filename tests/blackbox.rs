@@ -7,6 +7,8 @@
 #[path = "blackbox/harness.rs"]
 mod harness;
 
+#[path = "blackbox/architecture.rs"]
+mod architecture;
 #[path = "blackbox/auth.rs"]
 mod auth;
 #[path = "blackbox/isolation.rs"]

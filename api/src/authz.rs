@@ -5,6 +5,7 @@
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
 use aos_domain::ids::WorkspaceId;
 use aos_domain::ports::ObjectRef;
+use aos_domain::workspace::Role;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -28,6 +29,23 @@ pub async fn scope_in(
         membership,
         action,
         object,
+    )?)
+}
+
+/// A scope from a membership the caller has just read or created (the viewer's own list,
+/// a new workspace), so it is not looked up a second time.
+pub fn scope_with_role(
+    principal: &Principal,
+    workspace_id: WorkspaceId,
+    role: Role,
+    action: Action,
+) -> ApiResult<WorkspaceScope> {
+    Ok(authorize(
+        principal,
+        workspace_id,
+        Some(role),
+        action,
+        "workspace",
     )?)
 }
 

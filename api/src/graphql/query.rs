@@ -2,14 +2,14 @@
 
 use async_graphql::{Context, ID, Json, Object};
 
-use aos_domain::access::{Action, Principal, authorize};
+use aos_domain::access::{Action, Principal};
 use aos_domain::ids::WorkflowId;
 use aos_domain::ports::ObjectRef;
 use aos_domain::workflow::validate_definition;
 
 use super::types::{UserObject, Viewer, WorkflowObject, WorkflowProblem, WorkspaceObject};
 use super::{app, request, workspace_scope};
-use crate::authz::{parse_id, scope_for};
+use crate::authz::{parse_id, scope_for, scope_with_role};
 use crate::error::{ApiError, ApiResult};
 
 #[derive(Default)]
@@ -34,13 +34,7 @@ impl Query {
         let principal = Principal::User(*user_id);
         let mut workspaces = Vec::new();
         for (workspace, role) in state.store.workspaces_of(*user_id).await? {
-            let scope = authorize(
-                &principal,
-                workspace.id,
-                Some(role),
-                Action::ReadWorkspace,
-                "workspace",
-            )?;
+            let scope = scope_with_role(&principal, workspace.id, role, Action::ReadWorkspace)?;
             workspaces.push(WorkspaceObject { workspace, scope });
         }
         Ok(Viewer {

@@ -3,12 +3,12 @@
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::Utc;
 
-use aos_domain::access::{Action, Principal, authorize, check_membership_change};
+use aos_domain::access::{Action, Principal, check_membership_change};
 use aos_domain::ids::UserId;
 use aos_domain::user::Email;
 use aos_domain::workspace::{Role as DomainRole, WorkspaceName};
 
-use crate::authz::parse_id;
+use crate::authz::{parse_id, scope_with_role};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::types::{MemberObject, Role, WorkspaceObject};
 use crate::graphql::{app, request, workspace_scope};
@@ -66,12 +66,11 @@ impl WorkspaceMutation {
         };
         let name = WorkspaceName::parse(&input.name)?;
         let workspace = app(ctx)?.store.create_workspace(*user_id, &name).await?;
-        let scope = authorize(
+        let scope = scope_with_role(
             principal,
             workspace.id,
-            Some(DomainRole::Owner),
+            DomainRole::Owner,
             Action::ReadWorkspace,
-            "workspace",
         )?;
         Ok(WorkspaceObject { workspace, scope })
     }
