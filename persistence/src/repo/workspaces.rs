@@ -107,6 +107,40 @@ async fn workspace_row(
         .ok_or(DomainError::NotFound("workspace"))
 }
 
+/// Locks the workspace's owner rows (`FOR UPDATE` on Postgres; SQLite has one writer at a
+/// time), so two concurrent changes that each take away a different owner run one after
+/// the other and the second sees the first.
+async fn lock_owners(db: &impl ConnectionTrait, workspace_id: Uuid) -> DomainResult<()> {
+    members::Entity::find()
+        .filter(members::Column::WorkspaceId.eq(workspace_id))
+        .filter(members::Column::Role.eq(Role::Owner.as_str()))
+        .lock_exclusive()
+        .all(db)
+        .await
+        .map_err(internal("lock the owners"))?;
+    Ok(())
+}
+
+/// The API checks this before a change with a friendlier message; checking it again inside
+/// the change's transaction is what makes it hold under concurrent requests.
+async fn ensure_an_owner_remains(
+    db: &impl ConnectionTrait,
+    workspace_id: Uuid,
+) -> DomainResult<()> {
+    let owners = members::Entity::find()
+        .filter(members::Column::WorkspaceId.eq(workspace_id))
+        .filter(members::Column::Role.eq(Role::Owner.as_str()))
+        .count(db)
+        .await
+        .map_err(internal("count owners"))?;
+    if owners == 0 {
+        return Err(DomainError::Conflict(
+            "a workspace must keep at least one owner; make another member OWNER first".into(),
+        ));
+    }
+    Ok(())
+}
+
 async fn commit(txn: sea_orm::DatabaseTransaction) -> DomainResult<()> {
     txn.commit()
         .await
@@ -225,6 +259,7 @@ impl WorkspaceStore for SeaStore {
     ) -> DomainResult<Member> {
         let workspace_id = scope.workspace_id().as_uuid();
         let txn = self.begin_scoped(scope, Intent::Write).await?;
+        lock_owners(&txn, workspace_id).await?;
         let updated = members::Entity::update_many()
             .col_expr(members::Column::Role, Expr::value(role.as_str()))
             .filter(members::Column::WorkspaceId.eq(workspace_id))
@@ -235,6 +270,7 @@ impl WorkspaceStore for SeaStore {
         if updated.rows_affected == 0 {
             return Err(DomainError::NotFound("member"));
         }
+        ensure_an_owner_remains(&txn, workspace_id).await?;
         let member = one_member(&txn, workspace_id, user_id).await?;
         commit(txn).await?;
         Ok(member)
@@ -248,6 +284,7 @@ impl WorkspaceStore for SeaStore {
     ) -> DomainResult<()> {
         let workspace_id = scope.workspace_id().as_uuid();
         let txn = self.begin_scoped(scope, Intent::Write).await?;
+        lock_owners(&txn, workspace_id).await?;
         let removed = members::Entity::delete_many()
             .filter(members::Column::WorkspaceId.eq(workspace_id))
             .filter(members::Column::UserId.eq(user_id.as_uuid()))
@@ -257,6 +294,7 @@ impl WorkspaceStore for SeaStore {
         if removed.rows_affected == 0 {
             return Err(DomainError::NotFound("member"));
         }
+        ensure_an_owner_remains(&txn, workspace_id).await?;
         api_tokens::Entity::update_many()
             .col_expr(
                 api_tokens::Column::RevokedAt,

@@ -11,6 +11,8 @@ on_every_backend!(
     the_creator_of_a_workspace_is_its_first_owner,
     members_are_added_promoted_demoted_and_removed,
     a_workspace_can_be_renamed_and_deleted_with_everything_it_owns,
+    the_store_never_takes_away_the_last_owner,
+    two_owners_stepping_down_at_once_leave_one_owner,
 );
 
 async fn the_creator_of_a_workspace_is_its_first_owner(t: Ctx) {
@@ -179,4 +181,54 @@ async fn a_workspace_can_be_renamed_and_deleted_with_everything_it_owns(t: Ctx) 
         matches!(gone, Err(DomainError::NotFound("workspace"))),
         "{gone:?}"
     );
+}
+
+async fn the_store_never_takes_away_the_last_owner(t: Ctx) {
+    let ada = t.user("ada").await;
+    let (_, scope) = t.workspace(&ada, "Acme").await;
+
+    let demoted = t.store.set_member_role(&scope, ada.id, Role::Admin).await;
+    let removed = t
+        .store
+        .remove_member(&scope, ada.id, chrono::Utc::now())
+        .await;
+
+    assert!(
+        matches!(&demoted, Err(DomainError::Conflict(_))),
+        "{demoted:?}"
+    );
+    assert!(
+        matches!(&removed, Err(DomainError::Conflict(_))),
+        "{removed:?}"
+    );
+    let members = t.store.members(&scope).await.expect("members");
+    assert_eq!((members.len(), members[0].role), (1, Role::Owner));
+}
+
+/// Each request checked "another owner remains" before acting; only the store's check
+/// inside the transaction, behind a lock on the owner rows, keeps both from succeeding.
+async fn two_owners_stepping_down_at_once_leave_one_owner(t: Ctx) {
+    let ada = t.user("ada").await;
+    let bob = t.user("bob").await;
+    let (_, scope) = t.workspace(&ada, "Acme").await;
+    t.store
+        .add_member(&scope, bob.id, Role::Owner)
+        .await
+        .expect("add bob as owner");
+
+    let (demoted, removed) = tokio::join!(
+        t.store.set_member_role(&scope, ada.id, Role::Editor),
+        t.store.remove_member(&scope, bob.id, chrono::Utc::now()),
+    );
+
+    let outcomes = [demoted.is_ok(), removed.is_ok()];
+    assert_eq!(
+        outcomes.iter().filter(|ok| **ok).count(),
+        1,
+        "exactly one change may succeed: {demoted:?} / {removed:?}"
+    );
+    for failed in [demoted.err(), removed.err()].into_iter().flatten() {
+        assert!(matches!(failed, DomainError::Conflict(_)), "{failed:?}");
+    }
+    assert_eq!(t.store.owner_count(&scope).await.expect("owners"), 1);
 }
