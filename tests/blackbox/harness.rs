@@ -380,6 +380,16 @@ impl TestApp {
         format!("ws://{rest}/graphql")
     }
 
+    /// The server's most recent log lines (stderr), oldest first.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.stderr_tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
     pub fn http(&self) -> &reqwest::Client {
         &self.http
     }

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{DataDir, TestApp, TestDatabase, binary, data};
+use crate::harness::{DataDir, PASSWORD, TestApp, TestDatabase, binary, data};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer_ok() {
@@ -107,4 +107,95 @@ async fn migrate_prepares_a_database_that_serve_no_migrate_can_use() {
         .await;
     let session = app.sign_up("ada@example.com", "Ada").await;
     app.create_workspace(&session.access_token, "Acme").await;
+}
+
+/// Every request is logged as one JSON line that carries the id the client got back in
+/// `x-request-id`, so a support request can be matched to the server's logs.
+#[tokio::test]
+async fn each_request_is_logged_with_the_request_id_the_client_sees() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .http()
+        .post(app.url("/graphql"))
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .expect("POST /graphql");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("an x-request-id header")
+        .to_owned();
+
+    let logged = wait_for_log(&app, |line| line.contains(&request_id)).await;
+    let line: serde_json::Value = serde_json::from_str(&logged).expect("log lines are JSON");
+    assert_eq!(line["span"]["request.id"], request_id.as_str(), "{logged}");
+    assert_eq!(line["fields"]["status"], 200, "{logged}");
+}
+
+/// Passwords, access tokens, refresh tokens and API token secrets never reach the logs.
+#[tokio::test]
+async fn secrets_never_reach_the_logs() {
+    let app = TestApp::spawn().await;
+    let session = app.sign_up("ada@example.com", "Ada").await;
+    let logged_in = app.log_in("ada@example.com", PASSWORD).await;
+    let _ = app
+        .log_in("ada@example.com", "a wrong password, also secret")
+        .await;
+    let workspace_id = app.create_workspace(&session.access_token, "Acme").await;
+    let token = app
+        .create_token(&session.access_token, &workspace_id, &["WORKFLOWS_READ"])
+        .await;
+    // A request that fails authentication, so the error path is logged too.
+    let _ = app
+        .gql_as(&format!("{}x", token.token), "{ __typename }", json!({}))
+        .await;
+    let request_id = app
+        .http()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("GET /healthz")
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("an x-request-id header")
+        .to_owned();
+    // The last request is logged after the earlier ones: once it is there, all are.
+    wait_for_log(&app, |line| line.contains(&request_id)).await;
+
+    let logs = app.log_lines().join("\n");
+    let secrets = [
+        PASSWORD.to_owned(),
+        "a wrong password, also secret".to_owned(),
+        session.access_token.clone(),
+        session.refresh_token.clone(),
+        data(&logged_in)["logIn"]["refreshToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        token.token.clone(),
+    ];
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !logs.contains(&secret),
+            "a secret appears in the logs:\n{logs}"
+        );
+    }
+}
+
+async fn wait_for_log(app: &TestApp, wanted: impl Fn(&str) -> bool) -> String {
+    for _ in 0..100 {
+        if let Some(line) = app.log_lines().into_iter().find(|line| wanted(line)) {
+            return line;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the expected line was never logged:\n{}",
+        app.log_lines().join("\n")
+    );
 }

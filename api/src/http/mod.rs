@@ -18,7 +18,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::graphql::AppSchema;
 use crate::state::AppState;
@@ -34,10 +35,11 @@ pub fn router(state: HttpState) -> Router {
     let max_body = state.app.config.max_body_bytes;
     let request_ids = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request.id = %request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .layer(PropagateRequestIdLayer::x_request_id());
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -49,4 +51,20 @@ pub fn router(state: HttpState) -> Router {
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(request_ids)
         .with_state(state)
+}
+
+/// One span per request; every log line inside it carries the request id, which the
+/// client also gets back in `x-request-id`.
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request.id = %request_id,
+    )
 }
