@@ -367,6 +367,27 @@ async fn repeated_failed_log_ins_for_one_email_are_rate_limited() {
     app.assert_healthy().await;
 }
 
+/// Spreading guesses over many e-mail addresses does not escape the limit: one client
+/// address gets ten times the per-address allowance, then is refused.
+#[tokio::test]
+async fn log_ins_from_one_client_address_are_rate_limited_across_emails() {
+    let mut app = TestApp::builder()
+        .env("AOS_AUTH_ATTEMPTS_PER_MINUTE", "2")
+        .spawn()
+        .await;
+
+    for attempt in 1..=20 {
+        let response = app
+            .log_in(&format!("target{attempt}@example.com"), "guess")
+            .await;
+        assert_error_code(&response, "UNAUTHENTICATED");
+    }
+    let over = app.log_in("target21@example.com", "guess").await;
+
+    assert_error_code(&over, "RATE_LIMITED");
+    app.assert_healthy().await;
+}
+
 #[tokio::test]
 async fn a_browser_gets_graphiql() {
     let app = TestApp::spawn().await;
