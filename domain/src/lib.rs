@@ -11,6 +11,7 @@ pub mod expr;
 pub mod ids;
 pub mod page;
 pub mod ports;
+pub mod run;
 pub mod user;
 pub mod workflow;
 pub mod workspace;
