@@ -3,3 +3,4 @@
 
 pub mod code;
 pub mod http;
+pub mod step;
