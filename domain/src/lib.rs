@@ -9,6 +9,7 @@ pub mod api_token;
 pub mod error;
 pub mod expr;
 pub mod ids;
+pub mod journal;
 pub mod page;
 pub mod ports;
 pub mod run;

@@ -10,9 +10,13 @@ use chrono::{DateTime, Utc};
 
 use crate::access::WorkspaceScope;
 use crate::api_token::{ApiToken, ApiTokenName, Scopes};
-use crate::error::DomainResult;
+use crate::error::{DomainError, DomainResult};
 use crate::ids::{ApiTokenId, RefreshTokenId, SessionFamilyId, UserId, WorkflowId, WorkspaceId};
+use crate::journal::{
+    ClaimedRun, Journal, JournalRefusal, Lease, NewRun, Run, RunEvent, StepRecord,
+};
 use crate::page::{Page, PageRequest};
+use crate::run::{RunId, RunStatus};
 use crate::user::{Email, User, UserCredentials, UserName};
 use crate::workflow::{NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
 use crate::workspace::{Member, Role, Workspace, WorkspaceName};
@@ -91,6 +95,7 @@ pub trait SessionStore: Send + Sync {
 pub enum ObjectRef {
     Workflow(WorkflowId),
     ApiToken(ApiTokenId),
+    Run(RunId),
 }
 
 /// Lookups for authentication and authorization only: they run before a scope exists.
@@ -222,7 +227,112 @@ pub trait WorkflowStore: Send + Sync {
     ) -> DomainResult<Vec<WorkflowVersion>>;
 }
 
-/// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.
-pub trait Store: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore {}
+/// Which runs a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub workflow_id: Option<WorkflowId>,
+}
 
-impl<T: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore> Store for T {}
+/// Runs as the API sees them: queued, read and cancelled within one workspace.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Queues the run with its `RUN_QUEUED` event (seq 1) and any reused steps.
+    /// `NotFound("workflow")` when the workflow or its version is not in the workspace.
+    async fn enqueue_run(&self, scope: &WorkspaceScope, run: NewRun) -> DomainResult<Run>;
+    async fn run(&self, scope: &WorkspaceScope, id: RunId) -> DomainResult<Option<Run>>;
+    /// Newest first; `after` is the id of the last run of the previous page.
+    async fn runs(
+        &self,
+        scope: &WorkspaceScope,
+        filter: RunFilter,
+        page: PageRequest<RunId>,
+    ) -> DomainResult<Page<Run>>;
+    /// The run's steps in the order they started.
+    async fn run_steps(&self, scope: &WorkspaceScope, id: RunId) -> DomainResult<Vec<StepRecord>>;
+    /// Events with `seq > after_seq`, oldest first, at most `limit`.
+    async fn run_events(
+        &self,
+        scope: &WorkspaceScope,
+        id: RunId,
+        after_seq: i64,
+        limit: u64,
+    ) -> DomainResult<Vec<RunEvent>>;
+    /// A queued run nobody holds is cancelled at once (with its `RUN_CANCELLED` event); a
+    /// running one is marked and woken, and its worker cancels it at the next step
+    /// boundary. `Conflict` when the run has already finished.
+    async fn request_cancel(
+        &self,
+        scope: &WorkspaceScope,
+        id: RunId,
+        now: DateTime<Utc>,
+    ) -> DomainResult<CancelOutcome>;
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// Cancelled now; the events it wrote are returned for live subscribers.
+    Cancelled { run: Run, events: Vec<RunEvent> },
+    /// A worker holds the run and will cancel it.
+    Requested(Run),
+}
+
+/// A queue operation refused because the worker no longer holds the run, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error(transparent)]
+    Refused(#[from] JournalRefusal),
+    #[error(transparent)]
+    Storage(#[from] DomainError),
+}
+
+/// What a worker learns when it extends its lease or journals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseRenewal {
+    /// Someone asked to cancel the run: stop at this step boundary.
+    pub cancel_requested: bool,
+    /// The events this write appended, numbered.
+    pub events: Vec<RunEvent>,
+}
+
+/// The engine's side of the runs: cross-tenant, for workers only, never for the API.
+#[async_trait]
+pub trait RunQueue: Send + Sync {
+    /// Takes the next claimable run (available, unfinished, without a live lease) for
+    /// `lease_ms`, favouring the workspace with the fewest runs in progress and skipping
+    /// workspaces already at `per_workspace_limit`.
+    async fn claim(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        per_workspace_limit: u32,
+    ) -> DomainResult<Option<ClaimedRun>>;
+    /// Writes `journal` atomically and extends the lease to `now_ms + lease_ms` (unless
+    /// the run finished or sleeps), if `lease` is still the run's newest.
+    async fn journal(
+        &self,
+        lease: &Lease,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<LeaseRenewal, QueueError>;
+}
+
+/// Where journaled events go for live subscribers (in process, or across nodes through
+/// Redis). Delivery is best effort: a subscriber that misses one reads it back from
+/// storage by `seq`, so nothing is lost when a publish is.
+pub trait RunEventSink: Send + Sync {
+    fn publish(&self, events: &[RunEvent]);
+}
+
+/// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.
+pub trait Store:
+    UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore
+{
+}
+
+impl<T: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore> Store
+    for T
+{
+}

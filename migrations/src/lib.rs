@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_foundation;
 mod m20261122_000002_row_level_security;
+mod m20261129_000003_runs;
 mod tenancy;
 
 pub use tenancy::{TENANT_ROLE, WORKSPACE_SETTING};
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_row_level_security::Migration),
+            Box::new(m20261129_000003_runs::Migration),
         ]
     }
 }

@@ -1,20 +1,29 @@
-//! Row -> domain conversions, the one place where stored text becomes typed values again.
+//! Row -> domain conversions, the one place where stored text becomes typed values again,
+//! and for runs also the way back, since two repositories (`RunStore`, `RunQueue`) write
+//! the same step and event rows.
 //!
 //! Stored values were valid when written, so a value that no longer parses is corruption
-//! and surfaces as `Internal`, never as the caller's `Invalid` input.
+//! and surfaces as `Internal`, never as the caller's `Invalid` input. Timestamps are cut
+//! to what the database keeps on the way in (`timestamps::stored`).
 
 use aos_domain::DomainError;
 use aos_domain::api_token::{ApiToken, ApiTokenName, Scopes};
 use aos_domain::ids::{ApiTokenId, UserId, WorkflowId, WorkspaceId};
+use aos_domain::journal::{NewRunEvent, Run, RunEvent, RunEventKind, RunTrigger, StepRecord};
 use aos_domain::ports::StoredSigningKey;
+use aos_domain::run::{RunId, RunStatus, StepStatus};
 use aos_domain::user::{Email, User, UserCredentials, UserName};
 use aos_domain::workflow::{Workflow, WorkflowDescription, WorkflowName, WorkflowVersion};
 use aos_domain::workspace::{Role, Workspace, WorkspaceName};
 use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
-use crate::entities::{api_tokens, signing_keys, users, workflow_versions, workflows, workspaces};
-use crate::error::corrupt;
+use crate::entities::{
+    api_tokens, run_events, run_steps, runs, signing_keys, users, workflow_versions, workflows,
+    workspaces,
+};
+use crate::error::{CorruptData, corrupt};
+use crate::timestamps;
 
 /// The columns of a user that may be shown to fellow members (no password hash).
 #[derive(Debug, Clone, FromQueryResult)]
@@ -126,4 +135,132 @@ pub(crate) fn workflow_version(
         created_by: UserId::from_uuid(row.created_by),
         created_at: row.created_at,
     })
+}
+
+/// `parsed`, or `Internal` naming the stored text that did not parse as a `what`.
+fn known<T>(parsed: Option<T>, what: &'static str, stored: &str) -> Result<T, DomainError> {
+    parsed.ok_or_else(|| {
+        DomainError::internal(CorruptData::Value {
+            what,
+            detail: format!("unknown name `{stored}`"),
+        })
+    })
+}
+
+pub(crate) fn run_status(stored: &str) -> Result<RunStatus, DomainError> {
+    known(RunStatus::parse(stored), "run status", stored)
+}
+
+/// A count stored as `INTEGER` (attempts, finish positions), which is never negative.
+fn count(stored: i32, what: &'static str) -> Result<u32, DomainError> {
+    u32::try_from(stored).map_err(|_| {
+        DomainError::internal(CorruptData::Value {
+            what,
+            detail: format!("negative count {stored}"),
+        })
+    })
+}
+
+/// A count as stored; the engine never counts past `i32::MAX`, so more is a bug.
+fn stored_count(count: u32, what: &'static str) -> Result<i32, DomainError> {
+    i32::try_from(count)
+        .map_err(|_| DomainError::internal(format!("{what} {count} does not fit its column")))
+}
+
+pub(crate) fn run(row: runs::Model) -> Result<Run, DomainError> {
+    Ok(Run {
+        id: RunId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        workflow_id: WorkflowId::from_uuid(row.workflow_id),
+        workflow_version: row.workflow_version,
+        status: run_status(&row.status)?,
+        trigger: known(
+            RunTrigger::parse(&row.trigger_kind),
+            "run trigger",
+            &row.trigger_kind,
+        )?,
+        input: row.input,
+        output: row.output,
+        error: row.error,
+        retry_of: row.retry_of.map(RunId::from_uuid),
+        retry_from_node: row.retry_from_node,
+        cancel_requested: row.cancel_requested,
+        last_seq: row.last_seq,
+        created_at: row.created_at,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+    })
+}
+
+pub(crate) fn step(row: run_steps::Model) -> Result<StepRecord, DomainError> {
+    Ok(StepRecord {
+        status: known(StepStatus::parse(&row.status), "step status", &row.status)?,
+        attempt: count(row.attempt, "step attempt")?,
+        finish_order: row
+            .finish_order
+            .map(|order| count(order, "step finish order"))
+            .transpose()?,
+        node_id: row.node_id,
+        input: row.input,
+        output: row.output,
+        error: row.error,
+        branch: row.branch,
+        started_at: row.started_at,
+        finished_at: row.finished_at,
+    })
+}
+
+pub(crate) fn step_row(
+    run_id: Uuid,
+    workspace_id: Uuid,
+    step: StepRecord,
+) -> Result<run_steps::Model, DomainError> {
+    Ok(run_steps::Model {
+        run_id,
+        node_id: step.node_id,
+        workspace_id,
+        status: step.status.as_str().to_owned(),
+        attempt: stored_count(step.attempt, "step attempt")?,
+        input: step.input,
+        output: step.output,
+        error: step.error,
+        branch: step.branch,
+        finish_order: step
+            .finish_order
+            .map(|order| stored_count(order, "step finish order"))
+            .transpose()?,
+        started_at: step.started_at.map(timestamps::stored),
+        finished_at: step.finished_at.map(timestamps::stored),
+    })
+}
+
+pub(crate) fn run_event(row: run_events::Model) -> Result<RunEvent, DomainError> {
+    Ok(RunEvent {
+        run_id: RunId::from_uuid(row.run_id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        seq: row.seq,
+        at: row.at,
+        kind: known(RunEventKind::parse(&row.kind), "run event kind", &row.kind)?,
+        node_id: row.node_id,
+        message: row.message,
+        data: row.data,
+    })
+}
+
+pub(crate) fn event_row(
+    run_id: Uuid,
+    workspace_id: Uuid,
+    seq: i64,
+    event: NewRunEvent,
+) -> run_events::Model {
+    run_events::Model {
+        run_id,
+        seq,
+        workspace_id,
+        at: timestamps::stored(event.at),
+        kind: event.kind.as_str().to_owned(),
+        node_id: event.node_id,
+        message: event.message,
+        data: event.data,
+    }
 }

@@ -6,6 +6,9 @@
 pub mod api_tokens;
 pub mod members;
 pub mod refresh_tokens;
+pub mod run_events;
+pub mod run_steps;
+pub mod runs;
 pub mod session_families;
 pub mod signing_keys;
 pub mod users;

@@ -4,7 +4,9 @@
 mod support;
 
 mod isolation;
+mod queue;
 mod row_level_security;
+mod runs;
 mod sessions;
 mod setup;
 mod tokens;

@@ -1,0 +1,231 @@
+//! `RunQueue`: the engine's cross-tenant side of the runs, with no scope.
+//!
+//! Invariants:
+//! - A claim is one `UPDATE` that picks the run and takes its lease, so two claimers never
+//!   get the same run: on Postgres the candidate is locked `FOR UPDATE SKIP LOCKED`, and a
+//!   concurrent claimer passes over it to the next one; on SQLite the statement runs under
+//!   the write lock taken at `BEGIN IMMEDIATE`, one claimer after the other.
+//! - Every claim bumps `fencing_token`. A journal write locks the run row and is applied
+//!   only if the row still carries the lease's token and owner; otherwise it changes
+//!   nothing. A worker whose lease expired may still write until another worker claims
+//!   the run, since nobody else has touched it in between.
+//! - The per-workspace limit counts the live leases the claim's snapshot sees. On Postgres
+//!   concurrent claimers may see the same count, so a workspace can briefly exceed the
+//!   limit by the number of simultaneous claims: it spreads work fairly, it does not
+//!   guard a resource.
+
+use aos_domain::error::{DomainError, DomainResult};
+use aos_domain::ids::WorkspaceId;
+use aos_domain::journal::{ClaimedRun, Journal, JournalRefusal, Lease, RunChange};
+use aos_domain::ports::{LeaseRenewal, QueueError, RunQueue};
+use aos_domain::run::{RunId, RunStatus};
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    JsonValue, QuerySelect, Statement,
+};
+
+use super::runs::{append_events, steps_of, store_steps};
+use crate::convert;
+use crate::entities::{runs, workflow_versions};
+use crate::error::{corrupt_row, internal};
+use crate::store::SeaStore;
+use crate::timestamps;
+
+/// Takes the lease on the best claimable run and returns its row. `$1` the worker, `$2`
+/// now (ms), `$3` the lease (ms), `$4` the per-workspace limit; `{lock}` the backend's
+/// row lock for the candidate.
+///
+/// Claimable: available (terminal runs have no `available_at_ms`), due, and not held by a
+/// live lease. Best: the workspace with the fewest live leases, then the run waiting
+/// longest, then the id, so the choice is deterministic.
+const CLAIM: &str = "\
+WITH live AS (
+    SELECT workspace_id, COUNT(*) AS leases
+    FROM runs
+    WHERE lease_expires_at_ms > $2
+    GROUP BY workspace_id
+)
+UPDATE runs
+SET lease_owner = $1,
+    lease_expires_at_ms = $2 + $3,
+    fencing_token = fencing_token + 1
+WHERE id = (
+    SELECT r.id
+    FROM runs r
+    LEFT JOIN live ON live.workspace_id = r.workspace_id
+    WHERE r.available_at_ms IS NOT NULL
+      AND r.available_at_ms <= $2
+      AND r.lease_expires_at_ms <= $2
+      AND COALESCE(live.leases, 0) < $4
+    ORDER BY COALESCE(live.leases, 0), r.available_at_ms, r.id
+    LIMIT 1{lock}
+)
+RETURNING *";
+
+fn claim_statement(
+    backend: DbBackend,
+    worker: &str,
+    now_ms: i64,
+    lease_ms: i64,
+    per_workspace_limit: u32,
+) -> Statement {
+    let lock = match backend {
+        DbBackend::Postgres => "\n    FOR UPDATE OF r SKIP LOCKED",
+        // SQLite has no row locks; the transaction holds the database's write lock.
+        _ => "",
+    };
+    Statement::from_sql_and_values(
+        backend,
+        CLAIM.replace("{lock}", lock),
+        [
+            worker.into(),
+            now_ms.into(),
+            lease_ms.into(),
+            i64::from(per_workspace_limit).into(),
+        ],
+    )
+}
+
+/// The run row's new values after a journal write that ends at `last_seq`: the change's
+/// effect, and the lease extended to `lease_until_ms` while the worker keeps the run.
+fn journaled(
+    row: &runs::Model,
+    change: Option<RunChange>,
+    last_seq: i64,
+    lease_until_ms: i64,
+) -> DomainResult<runs::ActiveModel> {
+    let mut run = runs::ActiveModel {
+        id: ActiveValue::Unchanged(row.id),
+        last_seq: ActiveValue::Set(last_seq),
+        lease_expires_at_ms: ActiveValue::Set(lease_until_ms),
+        ..Default::default()
+    };
+    let next_status = |next: RunStatus| -> DomainResult<String> {
+        // The engine only journals moves the lifecycle has: anything else is its bug.
+        let status = convert::run_status(&row.status)?
+            .transition(next)
+            .map_err(DomainError::internal)?;
+        Ok(status.as_str().to_owned())
+    };
+    match change {
+        None => {}
+        Some(RunChange::Started { at }) => {
+            run.status = ActiveValue::Set(next_status(RunStatus::Running)?);
+            run.started_at = ActiveValue::Set(Some(timestamps::stored(at)));
+        }
+        Some(RunChange::Finished {
+            status,
+            output,
+            error,
+            at,
+        }) => {
+            run.status = ActiveValue::Set(next_status(status)?);
+            run.output = ActiveValue::Set(output);
+            run.error = ActiveValue::Set(error);
+            run.finished_at = ActiveValue::Set(Some(timestamps::stored(at)));
+            run.available_at_ms = ActiveValue::Set(None);
+            run.lease_owner = ActiveValue::Set(None);
+            run.lease_expires_at_ms = ActiveValue::Set(0);
+        }
+        Some(RunChange::SleepUntil { until_ms }) => {
+            // The fencing token stays: the next claim, by whichever worker, bumps it.
+            run.available_at_ms = ActiveValue::Set(Some(until_ms));
+            run.lease_owner = ActiveValue::Set(None);
+            run.lease_expires_at_ms = ActiveValue::Set(0);
+        }
+    }
+    Ok(run)
+}
+
+#[async_trait]
+impl RunQueue for SeaStore {
+    async fn claim(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        per_workspace_limit: u32,
+    ) -> DomainResult<Option<ClaimedRun>> {
+        let backend = self.db.get_database_backend();
+        let txn = self.begin_unscoped_write().await?;
+        let claimed = txn
+            .query_one_raw(claim_statement(
+                backend,
+                worker,
+                now_ms,
+                lease_ms,
+                per_workspace_limit,
+            ))
+            .await
+            .map_err(internal("claim a run"))?;
+        let Some(claimed) = claimed else {
+            // End it now rather than on drop: on SQLite it holds the write lock.
+            txn.rollback()
+                .await
+                .map_err(internal("end an empty claim"))?;
+            return Ok(None);
+        };
+        let row =
+            runs::Model::from_query_result(&claimed, "").map_err(internal("read a claimed run"))?;
+        let definition =
+            workflow_versions::Entity::find_by_id((row.workflow_id, row.workflow_version))
+                .select_only()
+                .column(workflow_versions::Column::Definition)
+                .into_tuple::<JsonValue>()
+                .one(&txn)
+                .await
+                .map_err(internal("read a claimed run's definition"))?
+                .ok_or_else(|| corrupt_row("run without its workflow version"))?;
+        let steps = steps_of(&txn, row.workspace_id, row.id).await?;
+        txn.commit().await.map_err(internal("commit a claim"))?;
+        Ok(Some(ClaimedRun {
+            lease: Lease {
+                run_id: RunId::from_uuid(row.id),
+                workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+                worker: worker.to_owned(),
+                fencing_token: row.fencing_token,
+            },
+            run: convert::run(row)?,
+            definition,
+            steps,
+        }))
+    }
+
+    async fn journal(
+        &self,
+        lease: &Lease,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<LeaseRenewal, QueueError> {
+        let txn = self.begin_unscoped_write().await?;
+        let row = runs::Entity::find_by_id(lease.run_id.as_uuid())
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .map_err(internal("lock a run for its journal"))?
+            .ok_or(JournalRefusal::RunGone)?;
+        if row.fencing_token != lease.fencing_token
+            || row.lease_owner.as_deref() != Some(lease.worker.as_str())
+        {
+            return Err(JournalRefusal::LeaseLost.into());
+        }
+        let last_seq = row.last_seq + i64::try_from(journal.events.len()).unwrap_or(i64::MAX);
+        let change = journaled(&row, journal.run, last_seq, now_ms + lease_ms)?;
+        store_steps(&txn, row.id, row.workspace_id, journal.steps).await?;
+        let events =
+            append_events(&txn, row.id, row.workspace_id, row.last_seq, journal.events).await?;
+        let row = change
+            .update(&txn)
+            .await
+            .map_err(internal("journal a run's change"))?;
+        txn.commit()
+            .await
+            .map_err(internal("commit a journal write"))?;
+        Ok(LeaseRenewal {
+            cancel_requested: row.cancel_requested,
+            events,
+        })
+    }
+}
