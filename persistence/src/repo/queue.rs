@@ -93,6 +93,7 @@ fn journaled(
     row: &runs::Model,
     change: Option<RunChange>,
     last_seq: i64,
+    now_ms: i64,
     lease_until_ms: i64,
 ) -> DomainResult<runs::ActiveModel> {
     let mut run = runs::ActiveModel {
@@ -129,7 +130,13 @@ fn journaled(
             run.lease_expires_at_ms = ActiveValue::Set(0);
         }
         Some(RunChange::SleepUntil { until_ms }) => {
-            // The fencing token stays: the next claim, by whichever worker, bumps it.
+            // The fencing token stays: the next claim, by whichever worker, bumps it. A
+            // cancel requested before this write must not wait for the sleep to end.
+            let until_ms = if row.cancel_requested {
+                until_ms.min(now_ms)
+            } else {
+                until_ms
+            };
             run.available_at_ms = ActiveValue::Set(Some(until_ms));
             run.lease_owner = ActiveValue::Set(None);
             run.lease_expires_at_ms = ActiveValue::Set(0);
@@ -212,7 +219,7 @@ impl RunQueue for SeaStore {
             return Err(JournalRefusal::LeaseLost.into());
         }
         let last_seq = row.last_seq + i64::try_from(journal.events.len()).unwrap_or(i64::MAX);
-        let change = journaled(&row, journal.run, last_seq, now_ms + lease_ms)?;
+        let change = journaled(&row, journal.run, last_seq, now_ms, now_ms + lease_ms)?;
         store_steps(&txn, row.id, row.workspace_id, journal.steps).await?;
         let events =
             append_events(&txn, row.id, row.workspace_id, row.last_seq, journal.events).await?;

@@ -34,6 +34,7 @@ on_every_backend!(
     an_illegal_status_change_is_refused_and_changes_nothing,
     cancelling_a_claimed_run_reaches_its_worker,
     cancelling_a_sleeping_run_wakes_it,
+    a_sleep_written_after_a_cancel_request_does_not_delay_the_cancel,
     concurrent_claims_never_share_a_run,
     a_run_deleted_with_its_workflow_is_gone,
 );
@@ -558,6 +559,38 @@ async fn cancelling_a_sleeping_run_wakes_it(t: Ctx) {
         "{outcome:?}"
     );
     let woken = claimed(&t, "w2", T0 + 100).await;
+    assert_eq!(woken.run.id, run.id);
+    assert!(woken.run.cancel_requested);
+}
+
+/// The worker decided to sleep before it saw the cancel request; its sleep must not push
+/// the cancellation back to the end of the sleep.
+async fn a_sleep_written_after_a_cancel_request_does_not_delay_the_cancel(t: Ctx) {
+    let ada = t.user("ada").await;
+    let (_, scope) = t.workspace(&ada, "Acme").await;
+    let workflow = workflows::create(&t, &scope, "Sleepy").await;
+    let run = enqueue(&t, &scope, &workflow, T0).await;
+    let taken = claimed(&t, "w1", T0).await;
+    write(&t, &taken, started(T0 + 1), T0 + 1).await;
+    t.store
+        .request_cancel(&scope, run.id, at(T0 + 2))
+        .await
+        .expect("cancel");
+
+    write(
+        &t,
+        &taken,
+        Journal {
+            run: Some(RunChange::SleepUntil {
+                until_ms: T0 + 3_600_000,
+            }),
+            ..Journal::default()
+        },
+        T0 + 3,
+    )
+    .await;
+
+    let woken = claimed(&t, "w2", T0 + 4).await;
     assert_eq!(woken.run.id, run.id);
     assert!(woken.run.cancel_requested);
 }
