@@ -4,3 +4,4 @@
 pub mod code;
 pub mod http;
 pub mod step;
+pub mod worker;

@@ -1,0 +1,820 @@
+//! The worker pool: each worker claims a run, resumes it from its journal and drives it
+//! step by step until it ends, sleeps (a delay or a retry backoff), is handed back at
+//! shutdown, or is lost to another worker.
+//!
+//! Durability: a step's result is journaled, with its events and the skips it causes,
+//! before the next step starts, and every write carries the claim's fencing token, so a
+//! worker that lost its lease (stalled past its lease, or partitioned away) commits
+//! nothing. A side-effecting step (`http.request`) is journaled as RUNNING before it
+//! executes, and a step found RUNNING on resume is executed again with the same
+//! idempotency key: at-least-once execution that a receiver honouring `Idempotency-Key`
+//! turns into effectively-once. Waits hold no worker: the run is put back in the queue
+//! with the time it becomes claimable.
+//!
+//! Events: the run's status change and its event are one write, and a write carries at
+//! most one status change, so `RUN_STARTED` is journaled on its own before any step.
+//! Every step event is journaled with the step record it describes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use aos_domain::ids::WorkflowId;
+use aos_domain::journal::{
+    ClaimedRun, Journal, Lease, NewRunEvent, Run, RunChange, RunEventKind, StepRecord,
+};
+use aos_domain::ports::{QueueError, RunEventSink, RunQueue};
+use aos_domain::run::{
+    IdempotencyKey, IfBranch, RetryDecision, RunEnd, RunId, RunStatus, Scheduler, StepOutcome,
+    StepStatus, UnitFraction, next_attempt,
+};
+use aos_domain::workflow::definition::Node;
+use aos_domain::workflow::node_types::NodeType;
+use aos_domain::workflow::{Definition, validate_definition};
+
+use crate::step::{Attempt, AttemptResult, NodeServices, execute};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Names this process in leases, for operators reading the `runs` table.
+    pub worker_id: String,
+    /// How many runs this process executes at once.
+    pub concurrency: usize,
+    pub lease: Duration,
+    /// How often an idle worker looks for work it was not woken for (runs queued by
+    /// another node, timers coming due).
+    pub poll_interval: Duration,
+    pub per_workspace_limit: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", std::process::id()),
+            concurrency: 8,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(250),
+            per_workspace_limit: 4,
+        }
+    }
+}
+
+/// Heartbeats come three times per lease, but never in a busy loop.
+const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+
+pub struct Engine {
+    queue: Arc<dyn RunQueue>,
+    services: NodeServices,
+    events: Arc<dyn RunEventSink>,
+    config: EngineConfig,
+    wake: Notify,
+}
+
+impl Engine {
+    pub fn new(
+        queue: Arc<dyn RunQueue>,
+        services: NodeServices,
+        events: Arc<dyn RunEventSink>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            queue,
+            services,
+            events,
+            config,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Tells an idle worker that a run was queued here, so it need not wait for its poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Starts the workers. When `shutdown` turns true (or its sender is dropped) they stop
+    /// claiming; a worker driving a run finishes and journals the step it is in, then
+    /// hands the run back to the queue for any worker to resume at once.
+    pub fn spawn_workers(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> JoinSet<()> {
+        let mut workers = JoinSet::new();
+        for index in 0..self.config.concurrency.max(1) {
+            let engine = Arc::clone(self);
+            let shutdown = shutdown.clone();
+            workers.spawn(async move { engine.work(index, shutdown).await });
+        }
+        workers
+    }
+
+    async fn work(&self, index: usize, mut shutdown: watch::Receiver<bool>) {
+        let worker = format!("{}/{index}", self.config.worker_id);
+        while !*shutdown.borrow() {
+            match self.claim(&worker).await {
+                Ok(Some(claimed)) => {
+                    let run_id = claimed.run.id;
+                    let span = tracing::info_span!(
+                        "run",
+                        run.id = %run_id,
+                        workspace.id = %claimed.lease.workspace_id,
+                    );
+                    let driven = self
+                        .drive_until(claimed, Some(&shutdown))
+                        .instrument(span)
+                        .await;
+                    match driven {
+                        Ok(()) => {}
+                        Err(QueueError::Refused(refusal)) => {
+                            tracing::info!(run.id = %run_id, %refusal, "stopped driving a run");
+                        }
+                        Err(QueueError::Storage(error)) => {
+                            tracing::error!(run.id = %run_id, error = %error, "a run's journal write failed; its lease will expire and another worker resumes it");
+                        }
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(self.config.poll_interval) => {}
+                        // A dropped sender can never say "go on": stop, rather than
+                        // spin on a `changed()` that returns at once.
+                        changed = shutdown.changed() => if changed.is_err() { return },
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "claiming a run failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(self.config.poll_interval * 4) => {}
+                        changed = shutdown.changed() => if changed.is_err() { return },
+                    }
+                }
+            }
+        }
+    }
+
+    async fn claim(&self, worker: &str) -> Result<Option<ClaimedRun>, aos_domain::DomainError> {
+        self.queue
+            .claim(
+                worker,
+                Utc::now().timestamp_millis(),
+                lease_ms(self.config.lease),
+                self.config.per_workspace_limit,
+            )
+            .await
+    }
+
+    /// Drives one claimed run until it ends, sleeps or is lost.
+    pub async fn drive(&self, claimed: ClaimedRun) -> Result<(), QueueError> {
+        self.drive_until(claimed, None).await
+    }
+
+    /// Like [`Engine::drive`], and hands the run back at the first step boundary after
+    /// `shutdown` turns true.
+    async fn drive_until(
+        &self,
+        claimed: ClaimedRun,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<(), QueueError> {
+        let ClaimedRun {
+            lease,
+            run,
+            definition,
+            steps,
+        } = claimed;
+        let mut journal = Journaler {
+            queue: self.queue.as_ref(),
+            events: self.events.as_ref(),
+            lease,
+            lease_ms: lease_ms(self.config.lease),
+        };
+        if run.cancel_requested {
+            // A queued run goes straight to CANCELLED, without having started.
+            return journal.cancel(steps.iter()).await;
+        }
+        if run.status == RunStatus::Queued && journal.write(started()).await? {
+            return journal.cancel(steps.iter()).await;
+        }
+        let definition = match validate_definition(&definition) {
+            Ok(definition) => definition,
+            Err(problems) => {
+                let error = format!(
+                    "the workflow version this run is pinned to no longer validates ({} problems)",
+                    problems.len()
+                );
+                return journal.fail(error).await;
+            }
+        };
+        let mut state = match RunState::resume(&definition, &steps, &run) {
+            Ok(state) => state,
+            // A journal that does not replay never will: retrying it on every claim
+            // would only loop.
+            Err(error) => {
+                return journal
+                    .fail(format!(
+                        "the run's journal does not fit its workflow: {error}"
+                    ))
+                    .await;
+            }
+        };
+        let mut write = Journal::default();
+        loop {
+            state.journal_new_skips(&mut write);
+            if state.end(&mut write) {
+                journal.write(write).await?;
+                return Ok(());
+            }
+            if shutdown.is_some_and(|shutdown| *shutdown.borrow()) {
+                // Hand the run back now rather than let its lease run out.
+                write.run = Some(RunChange::SleepUntil {
+                    until_ms: Utc::now().timestamp_millis(),
+                });
+                journal.write(write).await?;
+                return Ok(());
+            }
+            let Some(node) = state.scheduler.start_next() else {
+                // The scheduler has neither an end nor ready work: a journal that cannot
+                // be replayed. Fail the run rather than spin on it.
+                end_run(
+                    &mut write,
+                    RunStatus::Failed,
+                    None,
+                    Some("the run's journal is inconsistent with its workflow".into()),
+                );
+                journal.write(write).await?;
+                return Ok(());
+            };
+            let span = tracing::info_span!("step", node.id = %node.id());
+            let step = self
+                .step(&mut journal, &mut state, node, &mut write)
+                .instrument(span)
+                .await?;
+            if step == AfterStep::Stop {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Executes one attempt of `node` and journals what became of it. Anything left in
+    /// `write` goes with the next write (the run's end, when the step ended the run).
+    async fn step(
+        &self,
+        journal: &mut Journaler<'_>,
+        state: &mut RunState<'_>,
+        node: &Node,
+        write: &mut Journal,
+    ) -> Result<AfterStep, QueueError> {
+        let previous = state
+            .records
+            .get(node.id().as_str())
+            .map(|step| (step.status, step.attempt, step.started_at));
+        let (attempt, resumed) = match previous {
+            Some((StepStatus::Retrying, failed, _)) => (failed + 1, false),
+            // Journaled before a side effect or a wait by a worker that did not see it
+            // through: the same attempt once more, with the same idempotency key.
+            Some((StepStatus::Running, attempt, _)) => (attempt.max(1), true),
+            _ => (1, false),
+        };
+        // A step's start is its first attempt's: a delay counts from it across restarts.
+        let started_at = previous
+            .and_then(|(_, _, started_at)| started_at)
+            .unwrap_or_else(Utc::now);
+        if !resumed {
+            state.started_event(write, node, attempt);
+            if has_side_effects(node) {
+                // Durable before the side effect, so a crash during it is resumed as a
+                // repeat of this attempt (same idempotency key), never as a fresh one.
+                state.step_running(write, node, attempt, started_at);
+                if journal.write(std::mem::take(write)).await? {
+                    state.cancel(write);
+                    journal.write(std::mem::take(write)).await?;
+                    return Ok(AfterStep::Stop);
+                }
+            }
+        }
+        let result = self
+            .attempt_with_heartbeat(journal, state, node, started_at)
+            .await?;
+        let finished_at = Utc::now();
+        if let AttemptResult::Finished(StepOutcome::Failed(error)) = &result
+            && let Some(delay) = retry_delay(node, attempt)
+        {
+            state.step_retrying(write, node, attempt, started_at, error, delay);
+            write.run = Some(RunChange::SleepUntil {
+                until_ms: (finished_at + chrono_duration(delay)).timestamp_millis(),
+            });
+            journal.write(std::mem::take(write)).await?;
+            return Ok(AfterStep::Stop);
+        }
+        match result {
+            AttemptResult::WaitUntil(wake_at) => {
+                state.step_running(write, node, attempt, started_at);
+                write.run = Some(RunChange::SleepUntil {
+                    until_ms: wake_at.timestamp_millis(),
+                });
+                journal.write(std::mem::take(write)).await?;
+                Ok(AfterStep::Stop)
+            }
+            AttemptResult::Finished(outcome) => {
+                state.step_finished(write, node, attempt, started_at, finished_at, outcome)?;
+                state.journal_new_skips(write);
+                if state.scheduler.end().is_some() {
+                    // The run's end goes into the same write as its last step.
+                    return Ok(AfterStep::Next);
+                }
+                if journal.write(std::mem::take(write)).await? {
+                    state.cancel(write);
+                    journal.write(std::mem::take(write)).await?;
+                    return Ok(AfterStep::Stop);
+                }
+                Ok(AfterStep::Next)
+            }
+        }
+    }
+
+    /// Runs one attempt while keeping the lease alive; a lost lease abandons the attempt.
+    async fn attempt_with_heartbeat(
+        &self,
+        journal: &mut Journaler<'_>,
+        state: &RunState<'_>,
+        node: &Node,
+        started_at: DateTime<Utc>,
+    ) -> Result<AttemptResult, QueueError> {
+        let scope = state.scope();
+        let input = state.input_of(node);
+        let key = IdempotencyKey::for_step(state.run_id, node.id());
+        let attempt = Attempt {
+            scope: &scope,
+            input: &input,
+            idempotency_key: &key,
+            started_at,
+            now: Utc::now(),
+        };
+        let work = execute(node, attempt, &self.services);
+        tokio::pin!(work);
+        let beat = (self.config.lease / 3).max(MIN_HEARTBEAT);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut work => return Ok(result),
+                _ = heartbeat.tick() => {
+                    // A heartbeat is an empty journal write: it extends the lease, or
+                    // tells us it is gone (and then the attempt is dropped). A storage
+                    // error says neither, so the attempt goes on; journaling its result
+                    // finds out whether the lease held.
+                    match journal.write(Journal::default()).await {
+                        Ok(_) => {}
+                        Err(QueueError::Refused(refusal)) => return Err(refusal.into()),
+                        Err(QueueError::Storage(error)) => {
+                            tracing::warn!(error = %error, "a heartbeat failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the run loop does once a step is journaled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterStep {
+    /// Schedule the next step (or end the run).
+    Next,
+    /// The run sleeps or was cancelled, and this worker no longer holds it.
+    Stop,
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn chrono_duration(duration: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+}
+
+fn has_side_effects(node: &Node) -> bool {
+    matches!(node.node_type(), NodeType::HttpRequest)
+}
+
+/// The pause before the next attempt, when the node's retry policy allows one after
+/// attempt number `failed_attempt`.
+fn retry_delay(node: &Node, failed_attempt: u32) -> Option<Duration> {
+    let random = UnitFraction::new(rand::random::<f64>()).unwrap_or(UnitFraction::ZERO);
+    match next_attempt(node.retry(), failed_attempt, random) {
+        RetryDecision::Retry { delay, .. } => Some(delay),
+        RetryDecision::GiveUp => None,
+    }
+}
+
+/// Writes journals under the run's lease and publishes what they appended.
+struct Journaler<'a> {
+    queue: &'a dyn RunQueue,
+    events: &'a dyn RunEventSink,
+    lease: Lease,
+    lease_ms: i64,
+}
+
+impl Journaler<'_> {
+    /// Writes `journal`; answers whether a cancel was requested.
+    async fn write(&mut self, journal: Journal) -> Result<bool, QueueError> {
+        let renewal = self
+            .queue
+            .journal(
+                &self.lease,
+                journal,
+                Utc::now().timestamp_millis(),
+                self.lease_ms,
+            )
+            .await?;
+        if !renewal.events.is_empty() {
+            self.events.publish(&renewal.events);
+        }
+        Ok(renewal.cancel_requested)
+    }
+
+    /// Ends the run as cancelled, failing the steps it interrupted.
+    async fn cancel<'s>(
+        &mut self,
+        steps: impl Iterator<Item = &'s StepRecord> + Clone,
+    ) -> Result<(), QueueError> {
+        let mut write = Journal::default();
+        cancel_run(&mut write, steps);
+        self.write(write).await.map(drop)
+    }
+
+    /// Ends a started run as failed before any step could run.
+    async fn fail(&mut self, error: String) -> Result<(), QueueError> {
+        let mut write = Journal::default();
+        end_run(&mut write, RunStatus::Failed, None, Some(error));
+        self.write(write).await.map(drop)
+    }
+}
+
+fn event(
+    kind: RunEventKind,
+    node: Option<&Node>,
+    message: String,
+    data: Option<Value>,
+) -> NewRunEvent {
+    NewRunEvent {
+        kind,
+        node_id: node.map(|node| node.id().to_string()),
+        message,
+        data,
+        at: Utc::now(),
+    }
+}
+
+/// QUEUED → RUNNING, on its own: a write carries one status change, and a run that ends
+/// in its first write must still have started.
+fn started() -> Journal {
+    Journal {
+        steps: Vec::new(),
+        events: vec![event(
+            RunEventKind::RunStarted,
+            None,
+            "run started".into(),
+            None,
+        )],
+        run: Some(RunChange::Started { at: Utc::now() }),
+    }
+}
+
+fn end_run(write: &mut Journal, status: RunStatus, output: Option<Value>, error: Option<String>) {
+    let (kind, message) = match status {
+        RunStatus::Succeeded => (RunEventKind::RunSucceeded, "run succeeded".to_owned()),
+        RunStatus::Cancelled => (RunEventKind::RunCancelled, "run cancelled".to_owned()),
+        _ => (
+            RunEventKind::RunFailed,
+            format!(
+                "run failed: {}",
+                error.as_deref().unwrap_or("unknown error")
+            ),
+        ),
+    };
+    write.events.push(event(kind, None, message, None));
+    write.run = Some(RunChange::Finished {
+        status,
+        output,
+        error,
+        at: Utc::now(),
+    });
+}
+
+/// Ends the run as cancelled; a step caught mid-attempt or between attempts fails, with
+/// its `STEP_FAILED` event, after the steps that finished before it.
+fn cancel_run<'s>(write: &mut Journal, steps: impl Iterator<Item = &'s StepRecord> + Clone) {
+    let now = Utc::now();
+    let mut finish_order = last_finish_order(steps.clone());
+    for step in
+        steps.filter(|step| matches!(step.status, StepStatus::Running | StepStatus::Retrying))
+    {
+        finish_order += 1;
+        let error = "the run was cancelled";
+        write.events.push(NewRunEvent {
+            kind: RunEventKind::StepFailed,
+            node_id: Some(step.node_id.clone()),
+            message: format!("{} failed: {error}", step.node_id),
+            data: Some(json!({"attempt": step.attempt, "error": error})),
+            at: now,
+        });
+        write.steps.push(StepRecord {
+            status: StepStatus::Failed,
+            output: None,
+            error: Some(error.into()),
+            finish_order: Some(finish_order),
+            finished_at: Some(now),
+            ..step.clone()
+        });
+    }
+    end_run(write, RunStatus::Cancelled, None, Some("cancelled".into()));
+}
+
+/// The highest finish position taken; a reused journal (`retryRun`) may have gaps, so
+/// counting the finished steps could hand out a position twice.
+fn last_finish_order<'s>(steps: impl Iterator<Item = &'s StepRecord>) -> u32 {
+    steps
+        .filter_map(|step| step.finish_order)
+        .max()
+        .unwrap_or(0)
+}
+
+/// One run's progress while a worker drives it: the scheduler replayed from the journal
+/// and the step records as last written.
+struct RunState<'d> {
+    run_id: RunId,
+    workflow_id: WorkflowId,
+    definition: &'d Definition,
+    scheduler: Scheduler<'d>,
+    /// By node id, so that whatever walks them does so in one order.
+    records: BTreeMap<String, StepRecord>,
+    trigger_input: Value,
+    last_finish_order: u32,
+}
+
+impl<'d> RunState<'d> {
+    fn resume(
+        definition: &'d Definition,
+        steps: &[StepRecord],
+        run: &Run,
+    ) -> Result<Self, aos_domain::run::RunError> {
+        let mut finished: Vec<&StepRecord> = steps
+            .iter()
+            .filter(|step| matches!(step.status, StepStatus::Succeeded | StepStatus::Failed))
+            .collect();
+        finished.sort_by_key(|step| step.finish_order.unwrap_or(u32::MAX));
+        let outcomes = finished
+            .iter()
+            .map(|step| (step.node_id.as_str(), outcome_of(step)));
+        let scheduler = Scheduler::resume(definition, outcomes)?;
+        Ok(Self {
+            run_id: run.id,
+            workflow_id: run.workflow_id,
+            definition,
+            scheduler,
+            records: steps
+                .iter()
+                .map(|step| (step.node_id.clone(), step.clone()))
+                .collect(),
+            trigger_input: run.input.clone(),
+            last_finish_order: last_finish_order(steps.iter()),
+        })
+    }
+
+    /// The expression scope: `trigger`, `steps` (finished outputs), `vars`, `run`.
+    fn scope(&self) -> Value {
+        let trigger_id = self.definition.trigger().id().as_str();
+        let trigger = self
+            .scheduler
+            .output_of(trigger_id)
+            .cloned()
+            .unwrap_or_else(|| self.trigger_input.clone());
+        let steps: Map<String, Value> = self
+            .scheduler
+            .outputs()
+            .map(|(id, output)| (id.to_string(), output.clone()))
+            .collect();
+        json!({
+            "trigger": trigger,
+            "steps": steps,
+            "vars": {},
+            "run": {"id": self.run_id.to_string(), "workflowId": self.workflow_id.to_string()},
+        })
+    }
+
+    /// The output of the first finished node this one follows; `null` for the trigger.
+    fn input_of(&self, node: &Node) -> Value {
+        self.definition
+            .incoming(node.id().as_str())
+            .find_map(|edge| self.scheduler.output_of(edge.from().as_str()))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    fn started_event(&self, write: &mut Journal, node: &Node, attempt: u32) {
+        write.events.push(event(
+            RunEventKind::StepStarted,
+            Some(node),
+            format!("{} started", node.id()),
+            Some(json!({"attempt": attempt})),
+        ));
+    }
+
+    fn step_running(
+        &mut self,
+        write: &mut Journal,
+        node: &Node,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+    ) {
+        let record = StepRecord {
+            node_id: node.id().to_string(),
+            status: StepStatus::Running,
+            attempt,
+            input: Some(self.input_of(node)),
+            output: None,
+            error: None,
+            branch: None,
+            finish_order: None,
+            started_at: Some(started_at),
+            finished_at: None,
+        };
+        self.records.insert(record.node_id.clone(), record.clone());
+        write.steps.push(record);
+    }
+
+    fn step_retrying(
+        &mut self,
+        write: &mut Journal,
+        node: &Node,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+        error: &str,
+        delay: Duration,
+    ) {
+        let record = StepRecord {
+            node_id: node.id().to_string(),
+            status: StepStatus::Retrying,
+            attempt,
+            input: Some(self.input_of(node)),
+            output: None,
+            error: Some(error.to_owned()),
+            branch: None,
+            finish_order: None,
+            started_at: Some(started_at),
+            finished_at: None,
+        };
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        write.events.push(event(
+            RunEventKind::StepRetrying,
+            Some(node),
+            format!("{} failed attempt {attempt}: {error}", node.id()),
+            Some(json!({
+                "attempt": attempt,
+                "nextAttempt": attempt + 1,
+                "delayMs": delay_ms,
+                "error": error,
+            })),
+        ));
+        self.records.insert(record.node_id.clone(), record.clone());
+        write.steps.push(record);
+    }
+
+    fn step_finished(
+        &mut self,
+        write: &mut Journal,
+        node: &Node,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        outcome: StepOutcome,
+    ) -> Result<(), QueueError> {
+        let (status, output, error, branch) = match &outcome {
+            StepOutcome::Succeeded(output) => {
+                (StepStatus::Succeeded, Some(output.clone()), None, None)
+            }
+            StepOutcome::Branched { output, branch } => (
+                StepStatus::Succeeded,
+                Some(output.clone()),
+                None,
+                Some(branch.as_str().to_owned()),
+            ),
+            StepOutcome::Failed(error) => (StepStatus::Failed, None, Some(error.clone()), None),
+        };
+        let (kind, message) = match &error {
+            None => (
+                RunEventKind::StepSucceeded,
+                format!("{} succeeded", node.id()),
+            ),
+            Some(error) => (
+                RunEventKind::StepFailed,
+                format!("{} failed: {error}", node.id()),
+            ),
+        };
+        write.events.push(event(
+            kind,
+            Some(node),
+            message,
+            Some(json!({"attempt": attempt, "output": output, "branch": branch, "error": error})),
+        ));
+        self.last_finish_order += 1;
+        let record = StepRecord {
+            node_id: node.id().to_string(),
+            status,
+            attempt,
+            input: Some(self.input_of(node)),
+            output,
+            error,
+            branch,
+            finish_order: Some(self.last_finish_order),
+            started_at: Some(started_at),
+            finished_at: Some(finished_at),
+        };
+        self.records.insert(record.node_id.clone(), record.clone());
+        write.steps.push(record);
+        self.scheduler
+            .record(node.id().as_str(), outcome)
+            .map_err(|error| QueueError::Storage(error.into()))?;
+        Ok(())
+    }
+
+    /// Journals the skips the scheduler has decided that are not written yet (on
+    /// resume, those a previous worker wrote are not written again).
+    fn journal_new_skips(&mut self, write: &mut Journal) {
+        let new: Vec<&Node> = self
+            .scheduler
+            .skipped()
+            .filter(|node| {
+                self.records
+                    .get(node.id().as_str())
+                    .is_none_or(|record| record.status != StepStatus::Skipped)
+            })
+            .collect();
+        for node in new {
+            let record = StepRecord {
+                node_id: node.id().to_string(),
+                status: StepStatus::Skipped,
+                attempt: 0,
+                input: None,
+                output: None,
+                error: None,
+                branch: None,
+                finish_order: None,
+                started_at: None,
+                finished_at: None,
+            };
+            write.events.push(event(
+                RunEventKind::StepSkipped,
+                Some(node),
+                format!("{} skipped: no branch leading to it was taken", node.id()),
+                None,
+            ));
+            self.records.insert(record.node_id.clone(), record.clone());
+            write.steps.push(record);
+        }
+    }
+
+    /// Adds the run's end to `write` when the scheduler says it has ended.
+    fn end(&self, write: &mut Journal) -> bool {
+        match self.scheduler.end() {
+            None => false,
+            Some(RunEnd::Succeeded { output }) => {
+                end_run(write, RunStatus::Succeeded, Some(output.clone()), None);
+                true
+            }
+            Some(RunEnd::Failed { node, error }) => {
+                end_run(
+                    write,
+                    RunStatus::Failed,
+                    None,
+                    Some(format!("{node}: {error}")),
+                );
+                true
+            }
+        }
+    }
+
+    /// Ends the run as cancelled; a step caught mid-attempt is marked failed.
+    fn cancel(&self, write: &mut Journal) {
+        cancel_run(write, self.records.values());
+    }
+}
+
+fn outcome_of(step: &StepRecord) -> StepOutcome {
+    match (step.status, &step.branch) {
+        (StepStatus::Failed, _) => {
+            StepOutcome::Failed(step.error.clone().unwrap_or_else(|| "failed".into()))
+        }
+        (_, Some(branch)) => match IfBranch::parse(branch) {
+            Some(branch) => StepOutcome::Branched {
+                output: step.output.clone().unwrap_or(Value::Null),
+                branch,
+            },
+            None => StepOutcome::Failed(format!("unknown branch {branch}")),
+        },
+        _ => StepOutcome::Succeeded(step.output.clone().unwrap_or(Value::Null)),
+    }
+}
