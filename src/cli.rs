@@ -19,8 +19,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the GraphQL API (and, as later issues land, webhooks, the scheduler and workers).
+    /// Serve the GraphQL API with an embedded worker pool (and, as later issues land,
+    /// webhooks and the scheduler).
     Serve(ServeArgs),
+    /// Run workers only: claim queued runs from the shared database and execute them.
+    Worker(WorkerArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it byte for byte.
@@ -51,9 +54,41 @@ impl DatabaseArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EngineArgs {
+    /// How many runs this process executes at once (0: none, an API-only node).
+    #[arg(long, env = "AOS_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+
+    /// Most runs of one workspace in progress at once across the cluster, so a busy
+    /// workspace cannot take every worker.
+    #[arg(long, env = "AOS_RUNS_PER_WORKSPACE", default_value_t = 4)]
+    pub runs_per_workspace: u32,
+
+    /// A worker that stops renewing its lease for this long loses the run to another.
+    #[arg(long, env = "AOS_RUN_LEASE_MS", default_value_t = 30_000)]
+    pub run_lease_ms: u64,
+
+    /// Let workflow HTTP steps reach loopback, private and link-local addresses.
+    #[arg(long, env = "AOS_HTTP_ALLOW_PRIVATE")]
+    pub http_allow_private: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
     /// Address to listen on; port 0 picks a free port (the printed URL has the real one).
     #[arg(long, env = "AOS_LISTEN", default_value = "127.0.0.1:8080")]

@@ -1,6 +1,7 @@
 //! `automationos`: one binary for the API server, the migrations and the schema.
 
 mod cli;
+mod engine;
 mod master_key;
 mod serve;
 mod telemetry;
@@ -37,7 +38,27 @@ fn main() -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
+            Command::Worker(args) => worker(args).await,
             Command::Schema => Ok(()),
         }
     })
+}
+
+/// `automationos worker`: the worker pool alone, until SIGTERM or Ctrl-C.
+async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
+    let db = aos_persistence::connect(&args.database.url())
+        .await
+        .context("connecting to the database")?;
+    let store = std::sync::Arc::new(aos_persistence::SeaStore::new(db));
+    // No subscriber lives in this process: API nodes read this worker's events back from
+    // the journal.
+    let events = std::sync::Arc::new(aos_api::run_events::RunEventBus::new());
+    let workers = engine::Workers::start(&args.engine, store, events)?;
+    println!(
+        "AutomationOS worker running {} workers",
+        args.engine.workers
+    );
+    serve::shutdown_signal().await;
+    workers.stop().await;
+    Ok(())
 }

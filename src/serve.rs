@@ -15,10 +15,12 @@ use aos_api::config::{ApiConfig, GraphqlLimits};
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
+use aos_api::run_events::RunEventBus;
 use aos_api::state::{AppState, Inner};
 use aos_domain::ports::Store;
 
 use crate::cli::ServeArgs;
+use crate::engine::Workers;
 use crate::master_key;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -36,7 +38,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("migrating the database")?;
     }
-    let store: Arc<dyn Store> = Arc::new(aos_persistence::SeaStore::new(db.clone()));
+    let sea_store = Arc::new(aos_persistence::SeaStore::new(db.clone()));
+    let store: Arc<dyn Store> = sea_store.clone();
+    let run_events = RunEventBus::new();
+    let workers = Workers::start(&args.engine, sea_store, Arc::new(run_events.clone()))?;
+    let engine = Arc::clone(&workers.engine);
     let metrics = PrometheusBuilder::new()
         .set_buckets(&[
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -58,6 +64,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store,
         auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
         workflow_events: WorkflowEventBus::new(),
+        run_events,
+        wake_workers: Arc::new(move || engine.wake()),
         keys,
         readiness: Arc::new(move || {
             let db = readiness_db.clone();
@@ -83,6 +91,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving")?;
+    workers.stop().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -120,7 +129,7 @@ fn spawn_limiter_cleanup(app: AppState) {
     });
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;

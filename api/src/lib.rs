@@ -10,5 +10,6 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod run_events;
 pub mod state;
 pub mod ws;

@@ -8,6 +8,7 @@ use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
 use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
+use crate::run_events::RunEventBus;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -18,6 +19,10 @@ pub struct Inner {
     pub keys: SigningKeys,
     pub auth_limiter: AuthLimiter,
     pub workflow_events: WorkflowEventBus,
+    pub run_events: RunEventBus,
+    /// Tells this node's workers that a run was queued (or asked to cancel), so one picks
+    /// it up without waiting for its next poll.
+    pub wake_workers: Arc<dyn Fn() + Send + Sync>,
     /// Answers /readyz: whether the database can be reached now.
     pub readiness: Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
 }

@@ -3,6 +3,8 @@
 pub mod extensions;
 pub mod mutation;
 pub mod query;
+pub mod run_streams;
+pub mod run_types;
 pub mod subscription;
 pub mod types;
 

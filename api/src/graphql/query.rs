@@ -5,8 +5,10 @@ use async_graphql::{Context, ID, Json, Object};
 use aos_domain::access::{Action, Principal};
 use aos_domain::ids::WorkflowId;
 use aos_domain::ports::ObjectRef;
+use aos_domain::run::RunId;
 use aos_domain::workflow::validate_definition;
 
+use super::run_types::RunObject;
 use super::types::{UserObject, Viewer, WorkflowObject, WorkflowProblem, WorkspaceObject};
 use super::{app, request, workspace_scope};
 use crate::authz::{parse_id, scope_for, scope_with_role};
@@ -48,6 +50,27 @@ impl Query {
         let (state, scope) = workspace_scope(ctx, &id, Action::ReadWorkspace).await?;
         let workspace = state.store.workspace(&scope).await?;
         Ok(Some(WorkspaceObject { workspace, scope }))
+    }
+
+    /// A run of a workspace the caller belongs to; `NOT_FOUND` for any other.
+    async fn run(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<RunObject>> {
+        let principal = request(ctx)?.caller.principal()?;
+        let state = app(ctx)?;
+        let run_id: RunId = parse_id(&id, "run")?;
+        let scope = scope_for(
+            state,
+            principal,
+            ObjectRef::Run(run_id),
+            Action::ReadRuns,
+            "run",
+        )
+        .await?;
+        let run = state
+            .store
+            .run(&scope, run_id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("run"))?;
+        Ok(Some(RunObject { run, scope }))
     }
 
     async fn workflow(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<WorkflowObject>> {

@@ -11,9 +11,14 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::ids::WorkspaceId;
 
+use aos_domain::ports::ObjectRef;
+use aos_domain::run::RunId;
+
+use super::run_streams;
+use super::run_types::{RunEventObject, RunObject};
 use super::types::WorkflowObject;
 use super::{app, request};
-use crate::authz::{parse_id, scope_in};
+use crate::authz::{parse_id, scope_for, scope_in};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{WorkflowEvent, WorkflowEventKind as Kind};
 
@@ -70,6 +75,53 @@ pub struct Subscription;
 
 #[SubscriptionRoot]
 impl Subscription {
+    /// A run's events: the stored ones after `afterSeq` (default 0), then live ones, in
+    /// `seq` order with no gap and no duplicate; completes after the terminal event.
+    async fn run_events(
+        &self,
+        ctx: &Context<'_>,
+        run_id: ID,
+        after_seq: Option<i32>,
+    ) -> Result<impl Stream<Item = ApiResult<RunEventObject>> + use<>, ApiError> {
+        let state = app(ctx)?.clone();
+        let principal = request(ctx)?.caller.principal()?.clone();
+        let run_id: RunId = parse_id(&run_id, "run")?;
+        scope_for(
+            &state,
+            &principal,
+            ObjectRef::Run(run_id),
+            Action::ReadRuns,
+            "run",
+        )
+        .await?;
+        Ok(run_streams::run_events(
+            state,
+            principal,
+            run_id,
+            i64::from(after_seq.unwrap_or(0)),
+        ))
+    }
+
+    /// The workspace's runs, each time one is queued, starts or finishes.
+    async fn workspace_runs(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+    ) -> Result<impl Stream<Item = ApiResult<RunObject>> + use<>, ApiError> {
+        let state = app(ctx)?.clone();
+        let principal = request(ctx)?.caller.principal()?.clone();
+        let workspace_id: WorkspaceId = parse_id(&workspace_id, "workspace")?;
+        scope_in(
+            &state,
+            &principal,
+            workspace_id,
+            Action::ReadRuns,
+            "workspace",
+        )
+        .await?;
+        Ok(run_streams::workspace_runs(state, principal, workspace_id))
+    }
+
     /// Live changes to the workspace's workflows.
     async fn workflow_events(
         &self,

@@ -12,7 +12,10 @@ use aos_domain::user::User;
 use aos_domain::workflow::{Problem, Workflow, WorkflowVersion};
 use aos_domain::workspace::{Member, Role as DomainRole, Workspace};
 
+use aos_domain::ports::RunFilter;
+
 use super::app;
+use super::run_types::{RunConnection, RunObject, RunStatus};
 use crate::authz::parse_id;
 use crate::error::ApiResult;
 
@@ -235,6 +238,38 @@ impl WorkspaceObject {
         Ok(WorkflowConnection::new(nodes, page.has_next_page))
     }
 
+    /// Newest first, optionally only those with `status` or of `workflowId`.
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<RunStatus>,
+        workflow_id: Option<ID>,
+    ) -> ApiResult<RunConnection> {
+        self.scope.require(Action::ReadRuns)?;
+        let after = after
+            .map(|cursor| parse_id(&cursor, "cursor"))
+            .transpose()?;
+        let page = PageRequest::new(first.map(i64::from), after)?;
+        let filter = RunFilter {
+            status: status.map(Into::into),
+            workflow_id: workflow_id
+                .map(|id| parse_id(&id, "workflow"))
+                .transpose()?,
+        };
+        let page = app(ctx)?.store.runs(&self.scope, filter, page).await?;
+        let nodes = page
+            .items
+            .into_iter()
+            .map(|run| RunObject {
+                run,
+                scope: self.scope.clone(),
+            })
+            .collect();
+        Ok(RunConnection::new(nodes, page.has_next_page))
+    }
+
     /// Live tokens, newest first. ADMIN and above.
     async fn api_tokens(&self, ctx: &Context<'_>) -> ApiResult<Vec<ApiTokenObject>> {
         self.scope.require(Action::ManageApiTokens)?;
@@ -375,13 +410,11 @@ impl WorkflowConnection {
                 node,
             })
             .collect();
-        let page_info = PageInfo {
+        let page_info = PageInfo::forward(
             has_next_page,
-            // Pages are only ever walked forwards.
-            has_previous_page: false,
-            start_cursor: edges.first().map(|e| e.cursor.clone()),
-            end_cursor: edges.last().map(|e| e.cursor.clone()),
-        };
+            edges.first().map(|e| e.cursor.clone()),
+            edges.last().map(|e| e.cursor.clone()),
+        );
         Self { edges, page_info }
     }
 }
@@ -398,4 +431,20 @@ pub struct PageInfo {
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
+}
+
+impl PageInfo {
+    /// Pages are only ever walked forwards, so there is never a previous page.
+    pub fn forward(
+        has_next_page: bool,
+        start_cursor: Option<String>,
+        end_cursor: Option<String>,
+    ) -> Self {
+        Self {
+            has_next_page,
+            has_previous_page: false,
+            start_cursor,
+            end_cursor,
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api_tokens;
+mod runs;
 mod workflows;
 mod workspaces;
 
@@ -13,4 +14,5 @@ pub struct Mutation(
     workspaces::WorkspaceMutation,
     api_tokens::ApiTokenMutation,
     workflows::WorkflowMutation,
+    runs::RunMutation,
 );

@@ -1,0 +1,89 @@
+//! The worker pool, as `serve` embeds it and `worker` runs it alone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use aos_domain::ports::{RunEventSink, RunQueue};
+use aos_engine::code::CodeLimits;
+use aos_engine::http::{HttpClient, HttpPolicy};
+use aos_engine::step::NodeServices;
+use aos_engine::worker::{Engine, EngineConfig};
+
+use crate::cli::EngineArgs;
+
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+pub struct Workers {
+    pub engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    pub fn start(
+        args: &EngineArgs,
+        queue: Arc<dyn RunQueue>,
+        events: Arc<dyn RunEventSink>,
+    ) -> anyhow::Result<Self> {
+        let http = HttpClient::new(HttpPolicy {
+            allow_private: args.http_allow_private,
+            ..HttpPolicy::default()
+        })
+        .context("building the HTTP client of workflow steps")?;
+        let services = NodeServices {
+            http,
+            code_limits: CodeLimits::default(),
+        };
+        let config = EngineConfig {
+            worker_id: format!(
+                "{}-{}",
+                hostname().unwrap_or_else(|| "node".into()),
+                std::process::id()
+            ),
+            concurrency: args.workers,
+            lease: Duration::from_millis(args.run_lease_ms.max(1_000)),
+            per_workspace_limit: args.runs_per_workspace.max(1),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(queue, services, events, config);
+        let (stop, stopped) = watch::channel(false);
+        let tasks = if args.workers == 0 {
+            JoinSet::new()
+        } else {
+            engine.spawn_workers(stopped)
+        };
+        Ok(Self {
+            engine,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops claiming and gives each worker a grace period to finish its current run.
+    /// A run still going after it is abandoned mid-step: its lease expires and a worker
+    /// (here after a restart, or on another node) resumes it from its journal.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "workers still busy after the grace period; their runs resume elsewhere"
+            );
+            self.tasks.abort_all();
+        }
+    }
+}
+
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+}
