@@ -782,6 +782,155 @@ pub mod definitions {
           ]
         })
     }
+
+    /// A manual trigger, a `delay` of `ms`, then a `set` of `{"done": true}`: a run that
+    /// stays unfinished for a while, so it can be watched live or cancelled.
+    pub fn delayed(ms: u64) -> Value {
+        json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual", "config": {}},
+                {"id": "wait", "type": "delay", "config": {"ms": ms}},
+                {"id": "done", "type": "set", "config": {"fields": {"done": true}}}
+            ],
+            "edges": [{"from": "start", "to": "wait"}, {"from": "wait", "to": "done"}]
+        })
+    }
+}
+
+// ---- runs ----
+
+/// Every field of a run, with its steps and all its events.
+pub const RUN_FIELDS: &str = "id workspaceId workflowId workflowVersion status trigger input output error retryOf retryFromNode cancelRequested createdAt startedAt finishedAt steps { nodeId status attempt input output error branch startedAt finishedAt } events { runId seq at kind nodeId message data }";
+
+pub const RUN_EVENTS_SUBSCRIPTION: &str = "subscription($runId: ID!, $afterSeq: Int) { runEvents(runId: $runId, afterSeq: $afterSeq) { runId seq at kind nodeId message data } }";
+
+pub const WORKSPACE_RUNS_SUBSCRIPTION: &str = "subscription($workspaceId: ID!) { workspaceRuns(workspaceId: $workspaceId) { id workspaceId workflowId status } }";
+
+/// A hang guard for waiting on a run, not a speed requirement: generous enough for a
+/// loaded CI machine.
+const RUN_DEADLINE: Duration = Duration::from_secs(90);
+const RUN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+pub fn is_terminal_status(status: &Value) -> bool {
+    matches!(status.as_str(), Some("SUCCEEDED" | "FAILED" | "CANCELLED"))
+}
+
+impl TestApp {
+    /// `runWorkflow`, returning the whole response (the run with `RUN_FIELDS`).
+    pub async fn try_run_workflow(&self, token: &str, workflow_id: &str, input: Value) -> Value {
+        self.gql_as(
+            token,
+            &format!("mutation($input: RunWorkflowInput!) {{ runWorkflow(input: $input) {{ {RUN_FIELDS} }} }}"),
+            json!({"input": {"id": workflow_id, "input": input}}),
+        )
+        .await
+    }
+
+    /// Queues a run and returns it with `RUN_FIELDS`.
+    pub async fn run_workflow(&self, token: &str, workflow_id: &str, input: Value) -> Value {
+        let response = self.try_run_workflow(token, workflow_id, input).await;
+        data(&response)["runWorkflow"].clone()
+    }
+
+    /// `run(id)` with `RUN_FIELDS`, returning the whole response.
+    pub async fn query_run(&self, token: &str, run_id: &str) -> Value {
+        self.gql_as(
+            token,
+            &format!("query($id: ID!) {{ run(id: $id) {{ {RUN_FIELDS} }} }}"),
+            json!({"id": run_id}),
+        )
+        .await
+    }
+
+    /// Waits for the run to finish (polling `run(id) { status }`) and returns it with
+    /// `RUN_FIELDS`.
+    pub async fn wait_for_run(&self, token: &str, run_id: &str) -> Value {
+        let deadline = Instant::now() + RUN_DEADLINE;
+        loop {
+            let response = self
+                .gql_as(
+                    token,
+                    "query($id: ID!) { run(id: $id) { status } }",
+                    json!({"id": run_id}),
+                )
+                .await;
+            let status = data(&response)["run"]["status"].clone();
+            if is_terminal_status(&status) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let run = self.query_run(token, run_id).await;
+                panic!(
+                    "run {run_id} did not finish within {RUN_DEADLINE:?}; last seen:\n{}",
+                    pretty(&run)
+                );
+            }
+            tokio::time::sleep(RUN_POLL_INTERVAL).await;
+        }
+        let response = self.query_run(token, run_id).await;
+        data(&response)["run"].clone()
+    }
+
+    /// Polls the run (with `RUN_FIELDS`) until `done` holds and returns it; panics with the
+    /// run's last state if that takes longer than a hang guard.
+    pub async fn wait_for_run_until(
+        &self,
+        token: &str,
+        run_id: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + RUN_DEADLINE;
+        loop {
+            let response = self.query_run(token, run_id).await;
+            let run = data(&response)["run"].clone();
+            if done(&run) {
+                return run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run_id} did not get {what} within {RUN_DEADLINE:?}; last seen:\n{}",
+                pretty(&run)
+            );
+            tokio::time::sleep(RUN_POLL_INTERVAL).await;
+        }
+    }
+}
+
+/// The step of `run` for this node (panics if it has none).
+#[track_caller]
+pub fn step<'r>(run: &'r Value, node_id: &str) -> &'r Value {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|step| step["nodeId"] == node_id))
+        .unwrap_or_else(|| panic!("run has no step `{node_id}`: {}", pretty(run)))
+}
+
+/// Asserts `events` are `run_id`'s events with `seq` 1, 2, ... n: none missing, none twice.
+#[track_caller]
+pub fn assert_contiguous_events(run_id: &str, events: &[Value]) {
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|event| event["seq"].as_i64().unwrap_or(-1))
+        .collect();
+    let expected: Vec<i64> = (1..=i64::try_from(events.len()).unwrap_or(i64::MAX)).collect();
+    assert_eq!(seqs, expected, "seq counts from 1 without gaps or repeats");
+    for event in events {
+        assert_eq!(event["runId"], run_id, "an event of another run: {event}");
+    }
+}
+
+/// `kind` of each event of `run`, in order.
+pub fn event_kinds(run: &Value) -> Vec<String> {
+    run["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .map(|event| event["kind"].as_str().unwrap_or("<none>").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 // ---- WebSocket client (graphql-transport-ws) ----

@@ -120,6 +120,13 @@ impl RunEventFeed {
             .await?;
         // A full batch means more are stored: read again before going back to the bus.
         self.needs_refill = events.len() as u64 == REFILL_BATCH;
+        if events.is_empty() {
+            // Nothing after `last_seq`: when the run has ended, the caller already has its
+            // terminal event (it subscribed with `afterSeq` at or past it), so complete.
+            let run = self.state.store.run(&scope, self.run_id).await?;
+            self.finished =
+                run.is_some_and(|run| run.status.is_terminal() && run.last_seq <= self.last_seq);
+        }
         self.pending.extend(events);
         Ok(())
     }
