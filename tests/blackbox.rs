@@ -17,10 +17,16 @@ mod isolation;
 mod ops;
 #[path = "blackbox/protection.rs"]
 mod protection;
+#[path = "blackbox/run_events.rs"]
+mod run_events;
+#[path = "blackbox/runs.rs"]
+mod runs;
 #[path = "blackbox/tokens.rs"]
 mod tokens;
 #[path = "blackbox/validation.rs"]
 mod validation;
+#[path = "blackbox/webhooks.rs"]
+mod webhooks;
 #[path = "blackbox/websocket.rs"]
 mod websocket;
 #[path = "blackbox/workflows.rs"]

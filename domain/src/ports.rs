@@ -319,6 +319,29 @@ pub trait RunQueue: Send + Sync {
     ) -> Result<LeaseRenewal, QueueError>;
 }
 
+/// A workflow as its triggers see it: where it lives and what it runs now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerTarget {
+    pub workspace_id: WorkspaceId,
+    pub workflow_id: WorkflowId,
+    pub version: i32,
+    pub active: bool,
+    /// The current version's definition, as stored.
+    pub definition: serde_json::Value,
+}
+
+/// The triggers' side of the runs. Webhooks and schedules start runs on behalf of no
+/// caller, so, like the queue, these methods are unscoped; only trigger code holds them,
+/// and a webhook reaches a workflow only through the secret key in its URL.
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
+    async fn webhook_target(&self, key: &str) -> DomainResult<Option<TriggerTarget>>;
+    /// Queues a run of `target`'s workflow, as `RunStore::enqueue_run` does.
+    async fn enqueue_triggered(&self, target: &TriggerTarget, run: NewRun) -> DomainResult<Run>;
+    /// A run the trigger queued, with its steps.
+    async fn triggered_run(&self, run_id: RunId) -> DomainResult<Option<(Run, Vec<StepRecord>)>>;
+}
+
 /// Where journaled events go for live subscribers (in process, or across nodes through
 /// Redis). Delivery is best effort: a subscriber that misses one reads it back from
 /// storage by `seq`, so nothing is lost when a publish is.
@@ -328,11 +351,18 @@ pub trait RunEventSink: Send + Sync {
 
 /// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.
 pub trait Store:
-    UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore
+    UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore + TriggerStore
 {
 }
 
-impl<T: UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore> Store
-    for T
+impl<
+    T: UserStore
+        + SessionStore
+        + AccessStore
+        + WorkspaceStore
+        + WorkflowStore
+        + RunStore
+        + TriggerStore,
+> Store for T
 {
 }

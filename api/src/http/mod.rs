@@ -7,13 +7,14 @@
 //! are capped, and GET runs queries only (405 otherwise).
 
 mod graphql;
+mod hooks;
 mod ops;
 mod ws_route;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::routing::get;
+use axum::routing::{any, get};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -43,6 +44,7 @@ pub fn router(state: HttpState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id());
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/hooks/{key}", any(hooks::hook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

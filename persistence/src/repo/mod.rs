@@ -9,6 +9,7 @@ mod access;
 mod queue;
 mod runs;
 mod sessions;
+mod triggers;
 mod users;
 mod workflows;
 mod workspaces;

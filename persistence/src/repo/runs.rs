@@ -115,74 +115,85 @@ async fn commit(txn: DatabaseTransaction) -> DomainResult<()> {
     txn.commit().await.map_err(internal("commit a run change"))
 }
 
+/// Inserts a queued run with its reused steps and its `RUN_QUEUED` event (seq 1), in the
+/// caller's transaction. `NotFound("workflow")` when the pinned version is not in the
+/// workspace.
+pub(crate) async fn insert_run(
+    txn: &DatabaseTransaction,
+    workspace_id: Uuid,
+    run: NewRun,
+) -> DomainResult<Run> {
+    let queued_at = timestamps::stored(run.queued_at);
+    let (retry_of, retry_from_node) = match run.retry_of {
+        Some((id, node)) => (Some(id.as_uuid()), Some(node)),
+        None => (None, None),
+    };
+    let row = runs::Model {
+        id: run.id.as_uuid(),
+        workspace_id,
+        workflow_id: run.workflow_id.as_uuid(),
+        workflow_version: run.workflow_version,
+        status: RunStatus::Queued.as_str().to_owned(),
+        trigger_kind: run.trigger.as_str().to_owned(),
+        input: run.input,
+        output: None,
+        error: None,
+        retry_of,
+        retry_from_node,
+        cancel_requested: false,
+        // Its RUN_QUEUED event, appended below.
+        last_seq: 1,
+        available_at_ms: Some(queued_at.timestamp_millis()),
+        lease_owner: None,
+        lease_expires_at_ms: 0,
+        fencing_token: 0,
+        created_at: queued_at,
+        started_at: None,
+        finished_at: None,
+    };
+    let queued = NewRunEvent {
+        kind: RunEventKind::RunQueued,
+        node_id: None,
+        message: "queued".to_owned(),
+        data: Some(JsonValue::Object(
+            [("trigger".to_owned(), JsonValue::from(run.trigger.as_str()))]
+                .into_iter()
+                .collect(),
+        )),
+        at: queued_at,
+    };
+    let pinned = workflow_versions::Entity::find_by_id((row.workflow_id, row.workflow_version))
+        .filter(workflow_versions::Column::WorkspaceId.eq(workspace_id))
+        .select_only()
+        .column(workflow_versions::Column::Version)
+        .into_tuple::<i32>()
+        .one(txn)
+        .await
+        .map_err(internal("find a run's workflow version"))?;
+    if pinned.is_none() {
+        return Err(DomainError::NotFound("workflow"));
+    }
+    // The foreign keys catch a workflow deleted since the check above.
+    runs::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await
+        .map_err(missing_or_conflict(
+            "queue a run",
+            "workflow",
+            "a run with this id exists already",
+        ))?;
+    store_steps(txn, row.id, workspace_id, run.reused_steps).await?;
+    append_events(txn, row.id, workspace_id, 0, vec![queued]).await?;
+    convert::run(row)
+}
+
 #[async_trait]
 impl RunStore for SeaStore {
     async fn enqueue_run(&self, scope: &WorkspaceScope, run: NewRun) -> DomainResult<Run> {
-        let workspace_id = scope.workspace_id().as_uuid();
-        let queued_at = timestamps::stored(run.queued_at);
-        let (retry_of, retry_from_node) = match run.retry_of {
-            Some((id, node)) => (Some(id.as_uuid()), Some(node)),
-            None => (None, None),
-        };
-        let row = runs::Model {
-            id: run.id.as_uuid(),
-            workspace_id,
-            workflow_id: run.workflow_id.as_uuid(),
-            workflow_version: run.workflow_version,
-            status: RunStatus::Queued.as_str().to_owned(),
-            trigger_kind: run.trigger.as_str().to_owned(),
-            input: run.input,
-            output: None,
-            error: None,
-            retry_of,
-            retry_from_node,
-            cancel_requested: false,
-            // Its RUN_QUEUED event, appended below.
-            last_seq: 1,
-            available_at_ms: Some(queued_at.timestamp_millis()),
-            lease_owner: None,
-            lease_expires_at_ms: 0,
-            fencing_token: 0,
-            created_at: queued_at,
-            started_at: None,
-            finished_at: None,
-        };
-        let queued = NewRunEvent {
-            kind: RunEventKind::RunQueued,
-            node_id: None,
-            message: "queued".to_owned(),
-            data: Some(JsonValue::Object(
-                [("trigger".to_owned(), JsonValue::from(run.trigger.as_str()))]
-                    .into_iter()
-                    .collect(),
-            )),
-            at: queued_at,
-        };
         let txn = self.begin_scoped(scope, Intent::Write).await?;
-        let pinned = workflow_versions::Entity::find_by_id((row.workflow_id, row.workflow_version))
-            .filter(workflow_versions::Column::WorkspaceId.eq(workspace_id))
-            .select_only()
-            .column(workflow_versions::Column::Version)
-            .into_tuple::<i32>()
-            .one(&txn)
-            .await
-            .map_err(internal("find a run's workflow version"))?;
-        if pinned.is_none() {
-            return Err(DomainError::NotFound("workflow"));
-        }
-        // The foreign keys catch a workflow deleted since the check above.
-        runs::Entity::insert(row.clone().into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(missing_or_conflict(
-                "queue a run",
-                "workflow",
-                "a run with this id exists already",
-            ))?;
-        store_steps(&txn, row.id, workspace_id, run.reused_steps).await?;
-        append_events(&txn, row.id, workspace_id, 0, vec![queued]).await?;
+        let run = insert_run(&txn, scope.workspace_id().as_uuid(), run).await?;
         commit(txn).await?;
-        convert::run(row)
+        Ok(run)
     }
 
     async fn run(&self, scope: &WorkspaceScope, id: RunId) -> DomainResult<Option<Run>> {

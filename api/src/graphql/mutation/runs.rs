@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::ids::WorkflowId;
-use aos_domain::journal::{NewRun, Run, RunEvent, RunEventKind, RunTrigger, StepRecord};
+use aos_domain::journal::{NewRun, Run, RunTrigger, StepRecord};
 use aos_domain::ports::{CancelOutcome, ObjectRef, RunEventSink};
 use aos_domain::run::{RunId, StepStatus};
 use aos_domain::workflow::validate_definition;
@@ -14,6 +14,7 @@ use crate::authz::{parse_id, scope_for};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::run_types::RunObject;
 use crate::graphql::{app, request};
+use crate::run_events::queued_event;
 use crate::state::AppState;
 
 #[derive(InputObject)]
@@ -172,20 +173,6 @@ async fn queue(state: &AppState, scope: &WorkspaceScope, run: NewRun) -> ApiResu
     state.run_events.publish(&[queued_event(&run)]);
     (state.wake_workers)();
     Ok(run)
-}
-
-/// The event `enqueue_run` stored with the run (always seq 1).
-fn queued_event(run: &Run) -> RunEvent {
-    RunEvent {
-        run_id: run.id,
-        workspace_id: run.workspace_id,
-        seq: 1,
-        at: run.created_at,
-        kind: RunEventKind::RunQueued,
-        node_id: None,
-        message: "queued".into(),
-        data: Some(serde_json::json!({"trigger": run.trigger.as_str()})),
-    }
 }
 
 fn first_failure(steps: &[StepRecord]) -> Option<String> {

@@ -1,0 +1,279 @@
+//! Webhook triggers: `/hooks/{key}` starts a run of the active workflow whose webhook key
+//! it names. The run's input is `{body, headers, query, method}`.
+//!
+//! `respond: immediately` answers 202 with `{"runId"}` once the run is queued.
+//! `respond: onCompletion` waits for the run to end (up to a timeout) and answers with the
+//! `respond` node's status, headers and body, or with the run's output as JSON, or 500 with
+//! the error; a run still going at the timeout gets 202 with its id, so the caller can
+//! follow it. With a `secret`, the request must carry `X-Signature-256: sha256=<hex
+//! HMAC-SHA256 of the body>` (compared in constant time), else 401 and no run.
+//!
+//! Unknown keys and inactive workflows are both 404: a key is a secret, and a probe must
+//! not learn which keys exist.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value, json};
+use sha2::Sha256;
+use tokio::sync::broadcast::error::RecvError;
+
+use aos_domain::journal::{NewRun, Run, RunTrigger, StepRecord};
+use aos_domain::ports::{RunEventSink, TriggerTarget};
+use aos_domain::run::{RunId, RunStatus, StepStatus};
+use aos_domain::workflow::node_types::{
+    HttpMethod, NodeKind, NodeType, WebhookResponse, WebhookTriggerConfig,
+};
+use aos_domain::workflow::{Definition, validate_definition};
+
+use super::HttpState;
+use crate::error::ApiError;
+use crate::run_events::queued_event;
+
+/// How long `onCompletion` holds the caller's request before answering 202.
+const COMPLETION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Headers that carry credentials of the caller: never stored in a run's input.
+const DROPPED_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-signature-256",
+];
+
+pub async fn hook(
+    State(state): State<HttpState>,
+    Path(key): Path<String>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let app = &state.app;
+    let target = match app.store.webhook_target(&key).await {
+        Ok(Some(target)) if target.active => target,
+        Ok(_) => return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook"),
+        Err(error) => return internal(error),
+    };
+    let Some((definition, config)) = webhook_trigger(&target) else {
+        return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook");
+    };
+    let Some(http_method) = HttpMethod::parse(method.as_str()) else {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this webhook does not accept this method",
+        );
+    };
+    if !config.accepts(http_method) {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this webhook does not accept this method",
+        );
+    }
+    if let Some(secret) = &config.secret
+        && !signature_matches(secret.expose(), &headers, &body)
+    {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong X-Signature-256 (sha256=<hex HMAC-SHA256 of the body>)",
+        );
+    }
+    let input = json!({
+        "body": body_value(&headers, &body),
+        "headers": header_map(&headers),
+        "query": query_map(query.as_deref().unwrap_or("")),
+        "method": method.as_str(),
+    });
+    let run = NewRun {
+        id: RunId::generate(),
+        workflow_id: target.workflow_id,
+        workflow_version: target.version,
+        trigger: RunTrigger::Webhook,
+        input,
+        retry_of: None,
+        reused_steps: Vec::new(),
+        queued_at: chrono::Utc::now(),
+    };
+    // Subscribed before the run exists, so its end cannot slip by unseen.
+    let mut live = app.run_events.subscribe();
+    let run = match app.store.enqueue_triggered(&target, run).await {
+        Ok(run) => run,
+        Err(error) => return internal(error),
+    };
+    app.run_events.publish(&[queued_event(&run)]);
+    (app.wake_workers)();
+    if config.respond == WebhookResponse::Immediately {
+        return accepted(run.id);
+    }
+    let finished = tokio::time::timeout(COMPLETION_TIMEOUT, async {
+        loop {
+            // A quiet second means the run may be executing on another node, whose events
+            // this one does not see: look in storage.
+            match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
+                Ok(Ok(event)) if event.run_id == run.id && event.kind.is_terminal() => {}
+                Ok(Ok(_)) => continue,
+                Ok(Err(RecvError::Closed)) => return None,
+                Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+            }
+            match app.store.triggered_run(run.id).await {
+                Ok(Some((run, steps))) if run.status.is_terminal() => return Some((run, steps)),
+                Ok(_) => {}
+                Err(error) => {
+                    let _ = ApiError::internal(&error);
+                    return None;
+                }
+            }
+        }
+    })
+    .await;
+    match finished {
+        Ok(Some((run, steps))) => completion_response(&definition, &run, &steps),
+        _ => accepted(run.id),
+    }
+}
+
+fn webhook_trigger(target: &TriggerTarget) -> Option<(Definition, WebhookTriggerConfig)> {
+    let definition = validate_definition(&target.definition).ok()?;
+    let config = match definition.trigger().kind() {
+        NodeKind::WebhookTrigger(config) => config.clone(),
+        _ => return None,
+    };
+    Some((definition, config))
+}
+
+fn signature_matches(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let Some(signature) = headers
+        .get("x-signature-256")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().strip_prefix("sha256="))
+        .and_then(|hex_digest| hex::decode(hex_digest).ok())
+    else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&signature).is_ok()
+}
+
+/// JSON when the body is JSON, text otherwise; an empty body is `null`.
+fn body_value(headers: &HeaderMap, body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.to_ascii_lowercase().contains("json"));
+    if is_json && let Ok(value) = serde_json::from_slice(body) {
+        return value;
+    }
+    Value::String(String::from_utf8_lossy(body).into_owned())
+}
+
+fn header_map(headers: &HeaderMap) -> Value {
+    let mut map = Map::new();
+    for (name, value) in headers {
+        if DROPPED_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match map.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    Value::Object(map)
+}
+
+fn query_map(query: &str) -> Value {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let mut map: HashMap<String, String> = HashMap::new();
+    for (name, value) in pairs {
+        map.entry(name).or_insert(value);
+    }
+    json!(map)
+}
+
+fn completion_response(definition: &Definition, run: &Run, steps: &[StepRecord]) -> Response {
+    match run.status {
+        RunStatus::Succeeded => {
+            let responded = steps.iter().any(|step| {
+                step.status == StepStatus::Succeeded
+                    && definition
+                        .node(&step.node_id)
+                        .is_some_and(|node| node.node_type() == NodeType::Respond)
+            });
+            let output = run.output.clone().unwrap_or(Value::Null);
+            if responded {
+                respond_node_response(&output)
+            } else {
+                (StatusCode::OK, axum::Json(output)).into_response()
+            }
+        }
+        _ => {
+            let error = run
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("the run ended {}", run.status));
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": error, "runId": run.id.to_string()})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The `respond` node's `{status, headers, body}`: a JSON body unless it is a string.
+fn respond_node_response(output: &Value) -> Response {
+    let status = output["status"]
+        .as_u64()
+        .and_then(|status| u16::try_from(status).ok())
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::OK);
+    let mut response = match &output["body"] {
+        Value::String(text) => (status, text.clone()).into_response(),
+        Value::Null => status.into_response(),
+        body => (status, axum::Json(body.clone())).into_response(),
+    };
+    if let Some(headers) = output["headers"].as_object() {
+        for (name, value) in headers {
+            let (Ok(name), Some(Ok(value))) = (
+                HeaderName::try_from(name.as_str()),
+                value.as_str().map(HeaderValue::try_from),
+            ) else {
+                continue;
+            };
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn accepted(run_id: RunId) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"runId": run_id.to_string()})),
+    )
+        .into_response()
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+fn internal(error: aos_domain::DomainError) -> Response {
+    let _ = ApiError::from(error);
+    refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
