@@ -21,6 +21,7 @@ use aos_domain::ports::Store;
 
 use crate::cli::ServeArgs;
 use crate::engine::Workers;
+use aos_engine::scheduler::Scheduler;
 use crate::master_key;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -41,8 +42,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let sea_store = Arc::new(aos_persistence::SeaStore::new(db.clone()));
     let store: Arc<dyn Store> = sea_store.clone();
     let run_events = RunEventBus::new();
-    let workers = Workers::start(&args.engine, sea_store, Arc::new(run_events.clone()))?;
+    let workers = Workers::start(
+        &args.engine,
+        sea_store.clone(),
+        Arc::new(run_events.clone()),
+    )?;
     let engine = Arc::clone(&workers.engine);
+    let wake_workers: Arc<dyn Fn() + Send + Sync> = Arc::new(move || engine.wake());
+    let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(
+        Scheduler::new(
+            sea_store,
+            Arc::new(run_events.clone()),
+            Arc::clone(&wake_workers),
+        )
+        .run(scheduler_stopped),
+    );
     let metrics = PrometheusBuilder::new()
         .set_buckets(&[
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -65,7 +80,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
         workflow_events: WorkflowEventBus::new(),
         run_events,
-        wake_workers: Arc::new(move || engine.wake()),
+        wake_workers,
         keys,
         readiness: Arc::new(move || {
             let db = readiness_db.clone();
@@ -91,6 +106,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving")?;
+    let _ = stop_scheduler.send(true);
+    let _ = scheduler.await;
     workers.stop().await;
     tracing::info!("stopped");
     Ok(())

@@ -33,3 +33,5 @@ mod websocket;
 mod workflows;
 #[path = "blackbox/workspaces.rs"]
 mod workspaces;
+#[path = "blackbox/schedules.rs"]
+mod schedules;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use aos_domain::journal::{Run, RunEvent, RunEventKind};
+use aos_domain::journal::RunEvent;
 use aos_domain::ports::RunEventSink;
 
 #[derive(Clone)]
@@ -43,20 +43,5 @@ impl RunEventSink for RunEventBus {
             // No subscribers is not an error.
             let _ = self.0.send(Arc::new(event.clone()));
         }
-    }
-}
-
-/// The event `enqueue_run` stores with every new run (always seq 1), for publishing
-/// without reading it back.
-pub fn queued_event(run: &Run) -> RunEvent {
-    RunEvent {
-        run_id: run.id,
-        workspace_id: run.workspace_id,
-        seq: 1,
-        at: run.created_at,
-        kind: RunEventKind::RunQueued,
-        node_id: None,
-        message: "queued".into(),
-        data: Some(serde_json::json!({"trigger": run.trigger.as_str()})),
     }
 }

@@ -140,6 +140,23 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
+impl Run {
+    /// The `RUN_QUEUED` event every run is stored with (always seq 1), for publishing to
+    /// live subscribers without reading it back.
+    pub fn queued_event(&self) -> RunEvent {
+        RunEvent {
+            run_id: self.id,
+            workspace_id: self.workspace_id,
+            seq: 1,
+            at: self.created_at,
+            kind: RunEventKind::RunQueued,
+            node_id: None,
+            message: "queued".into(),
+            data: Some(serde_json::json!({"trigger": self.trigger.as_str()})),
+        }
+    }
+}
+
 /// One node's step within a run, as last journaled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepRecord {

@@ -340,6 +340,16 @@ pub trait TriggerStore: Send + Sync {
     async fn enqueue_triggered(&self, target: &TriggerTarget, run: NewRun) -> DomainResult<Run>;
     /// A run the trigger queued, with its steps.
     async fn triggered_run(&self, run_id: RunId) -> DomainResult<Option<(Run, Vec<StepRecord>)>>;
+    /// Every active workflow's current version, for the scheduler to find its schedules.
+    async fn active_workflows(&self) -> DomainResult<Vec<TriggerTarget>>;
+    /// Queues the run of one cron tick, unless a scheduler (on any node) already fired
+    /// that tick of that workflow: then `None`, and nothing is written.
+    async fn fire_schedule_tick(
+        &self,
+        target: &TriggerTarget,
+        tick_ms: i64,
+        run: NewRun,
+    ) -> DomainResult<Option<Run>>;
 }
 
 /// Where journaled events go for live subscribers (in process, or across nodes through

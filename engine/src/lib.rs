@@ -5,3 +5,4 @@ pub mod code;
 pub mod http;
 pub mod step;
 pub mod worker;
+pub mod scheduler;

@@ -33,7 +33,6 @@ use aos_domain::workflow::{Definition, validate_definition};
 
 use super::HttpState;
 use crate::error::ApiError;
-use crate::run_events::queued_event;
 
 /// How long `onCompletion` holds the caller's request before answering 202.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -104,7 +103,7 @@ pub async fn hook(
         Ok(run) => run,
         Err(error) => return internal(error),
     };
-    app.run_events.publish(&[queued_event(&run)]);
+    app.run_events.publish(&[run.queued_event()]);
     (app.wake_workers)();
     if config.respond == WebhookResponse::Immediately {
         return accepted(run.id);

@@ -9,6 +9,7 @@ pub mod refresh_tokens;
 pub mod run_events;
 pub mod run_steps;
 pub mod runs;
+pub mod schedule_ticks;
 pub mod session_families;
 pub mod signing_keys;
 pub mod users;

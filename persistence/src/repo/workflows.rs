@@ -28,7 +28,7 @@ use crate::store::SeaStore;
 use crate::timestamps;
 
 /// Joins each workflow to the row of its current version.
-fn current_version() -> RelationDef {
+pub(super) fn current_version() -> RelationDef {
     workflows::Relation::WorkflowVersions
         .def()
         .on_condition(|workflow, version| {

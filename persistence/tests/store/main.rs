@@ -10,6 +10,7 @@ mod runs;
 mod sessions;
 mod setup;
 mod tokens;
+mod triggers;
 mod users;
 mod workflows;
 mod workspaces;

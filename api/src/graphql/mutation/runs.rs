@@ -14,7 +14,6 @@ use crate::authz::{parse_id, scope_for};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::run_types::RunObject;
 use crate::graphql::{app, request};
-use crate::run_events::queued_event;
 use crate::state::AppState;
 
 #[derive(InputObject)]
@@ -170,7 +169,7 @@ async fn scope_of(
 /// Stores the run, tells live subscribers and wakes a worker.
 async fn queue(state: &AppState, scope: &WorkspaceScope, run: NewRun) -> ApiResult<Run> {
     let run = state.store.enqueue_run(scope, run).await?;
-    state.run_events.publish(&[queued_event(&run)]);
+    state.run_events.publish(&[run.queued_event()]);
     (state.wake_workers)();
     Ok(run)
 }
