@@ -13,6 +13,8 @@ mod architecture;
 mod auth;
 #[path = "blackbox/isolation.rs"]
 mod isolation;
+#[path = "blackbox/nodes.rs"]
+mod nodes;
 #[path = "blackbox/ops.rs"]
 mod ops;
 #[path = "blackbox/protection.rs"]
@@ -21,6 +23,8 @@ mod protection;
 mod run_events;
 #[path = "blackbox/runs.rs"]
 mod runs;
+#[path = "blackbox/schedules.rs"]
+mod schedules;
 #[path = "blackbox/tokens.rs"]
 mod tokens;
 #[path = "blackbox/validation.rs"]
@@ -33,5 +37,3 @@ mod websocket;
 mod workflows;
 #[path = "blackbox/workspaces.rs"]
 mod workspaces;
-#[path = "blackbox/schedules.rs"]
-mod schedules;

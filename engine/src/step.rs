@@ -9,7 +9,8 @@
 //! body}`; `fail` fails with its rendered message; `delay` waits, then passes its input
 //! on; `http.request` outputs `{status, headers, body}` and fails on a status of 400 or
 //! more, so that retries and error edges apply to server errors; `code` outputs what its
-//! source returns.
+//! source returns; `merge` outputs the outputs of the predecessors whose edge into it was
+//! taken, as its `mode` says; `loop` runs its body once per item (see [`crate::loop_node`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,15 +18,17 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
-use aos_domain::expr::render_value;
+use aos_domain::expr::{EvalError, Roots, render_value_with};
 use aos_domain::run::{IdempotencyKey, IfBranch, StepOutcome};
 use aos_domain::workflow::definition::Node;
 use aos_domain::workflow::node_types::{
-    DelayConfig, Dynamic, HttpRequestConfig, NodeKind, RespondConfig,
+    CodeConfig, DelayConfig, Dynamic, FailConfig, HttpRequestConfig, MergeConfig, MergeMode,
+    NodeKind, RespondConfig,
 };
 
 use crate::code::{CodeInput, CodeLimits, run_code};
 use crate::http::{HttpClient, OutgoingRequest};
+use crate::loop_node;
 
 /// What an attempt needs to know about where it runs.
 #[derive(Debug, Clone)]
@@ -34,6 +37,9 @@ pub struct Attempt<'a> {
     pub scope: &'a Value,
     /// The output of the node this one follows (for `if` and `delay`, which pass it on).
     pub input: &'a Value,
+    /// The predecessors whose edge into this node was taken, with their outputs, in the
+    /// definition's edge order, each once (for `merge`).
+    pub inputs: &'a [(&'a str, &'a Value)],
     pub idempotency_key: &'a IdempotencyKey,
     /// When the step first started: a delay counts from then, across restarts.
     pub started_at: DateTime<Utc>,
@@ -61,13 +67,14 @@ impl From<StepOutcome> for AttemptResult {
 }
 
 pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices) -> AttemptResult {
+    let scope = Scope::workflow(attempt.scope);
     match node.kind() {
         NodeKind::ManualTrigger(_) | NodeKind::WebhookTrigger(_) | NodeKind::ScheduleTrigger(_) => {
             StepOutcome::Succeeded(attempt.scope["trigger"].clone()).into()
         }
-        NodeKind::Set(config) => finish(render_fields(&config.fields, attempt.scope)),
+        NodeKind::Set(config) => finish(render_fields(&config.fields, scope)),
         NodeKind::If(config) => finish(
-            render_dynamic(&config.condition, attempt.scope, "condition", |value| {
+            render_dynamic(&config.condition, scope, "condition", |value| {
                 Some(is_truthy(value))
             })
             .map(|truthy| StepOutcome::Branched {
@@ -75,28 +82,117 @@ pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices)
                 branch: IfBranch::of(truthy),
             }),
         ),
-        NodeKind::Respond(config) => finish(respond(config, attempt.scope)),
-        NodeKind::Fail(config) => match render_text(&config.message, attempt.scope) {
-            Ok(message) => StepOutcome::Failed(message).into(),
-            Err(error) => StepOutcome::Failed(error).into(),
-        },
+        NodeKind::Respond(config) => finish(respond(config, scope)),
+        NodeKind::Fail(config) => fail(config, scope).into(),
         NodeKind::Delay(config) => delay(config, &attempt),
-        NodeKind::HttpRequest(config) => finish(http_request(config, &attempt, services).await),
-        NodeKind::Code(config) => {
-            let input = CodeInput {
-                trigger: attempt.scope["trigger"].clone(),
-                steps: attempt.scope["steps"].clone(),
-                vars: attempt.scope["vars"].clone(),
-                run: attempt.scope["run"].clone(),
-            };
-            finish(
-                run_code(&config.source, input, &services.code_limits)
-                    .await
-                    .map(StepOutcome::Succeeded)
-                    .map_err(|error| error.to_string()),
-            )
+        NodeKind::HttpRequest(config) => {
+            finish(http_request(config, scope, attempt.idempotency_key, services).await)
+        }
+        NodeKind::Code(config) => finish(code(config, scope, services).await),
+        NodeKind::Merge(config) => merge(config, attempt.inputs).into(),
+        NodeKind::Loop(config) => loop_node::execute(config, &attempt, services).await.into(),
+    }
+}
+
+/// One attempt of a step of a loop body, whose types are those that finish within the
+/// attempt and pick no branch (`NodeType::runs_in_loop_body`).
+pub(crate) async fn execute_body_step(
+    kind: &NodeKind,
+    scope: Scope<'_>,
+    idempotency_key: &IdempotencyKey,
+    services: &NodeServices,
+) -> StepOutcome {
+    let result = match kind {
+        NodeKind::Set(config) => render_fields(&config.fields, scope),
+        NodeKind::Fail(config) => Ok(fail(config, scope)),
+        NodeKind::HttpRequest(config) => {
+            http_request(config, scope, idempotency_key, services).await
+        }
+        NodeKind::Code(config) => code(config, scope, services).await,
+        // The validator keeps every other type out of loop bodies.
+        other => Err(format!(
+            "a `{}` step cannot run in a loop body",
+            other.node_type()
+        )),
+    };
+    result.unwrap_or_else(StepOutcome::Failed)
+}
+
+/// The values templates are rendered against, and which names they may use.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    values: &'a Value,
+    roots: Roots,
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn workflow(values: &'a Value) -> Self {
+        Self {
+            values,
+            roots: Roots::Workflow,
         }
     }
+
+    /// `values` also carries `item` and `index`.
+    pub(crate) fn loop_body(values: &'a Value) -> Self {
+        Self {
+            values,
+            roots: Roots::LoopBody,
+        }
+    }
+
+    pub(crate) fn render(self, value: &Value) -> Result<Value, EvalError> {
+        render_value_with(value, self.values, self.roots)
+    }
+
+    fn get(self, name: &str) -> Value {
+        self.values.get(name).cloned().unwrap_or(Value::Null)
+    }
+}
+
+fn fail(config: &FailConfig, scope: Scope<'_>) -> StepOutcome {
+    match render_text(&config.message, scope) {
+        Ok(message) => StepOutcome::Failed(message),
+        Err(error) => StepOutcome::Failed(error),
+    }
+}
+
+async fn code(
+    config: &CodeConfig,
+    scope: Scope<'_>,
+    services: &NodeServices,
+) -> Result<StepOutcome, String> {
+    let input = CodeInput {
+        trigger: scope.get("trigger"),
+        steps: scope.get("steps"),
+        vars: scope.get("vars"),
+        run: scope.get("run"),
+    };
+    run_code(&config.source, input, &services.code_limits)
+        .await
+        .map(StepOutcome::Succeeded)
+        .map_err(|error| error.to_string())
+}
+
+/// The taken predecessors' outputs, shaped by `mode`.
+fn merge(config: &MergeConfig, inputs: &[(&str, &Value)]) -> StepOutcome {
+    let output = match config.mode {
+        MergeMode::Object => Value::Object(
+            inputs
+                .iter()
+                .map(|(id, output)| ((*id).to_owned(), (*output).clone()))
+                .collect(),
+        ),
+        MergeMode::Array => {
+            Value::Array(inputs.iter().map(|(_, output)| (*output).clone()).collect())
+        }
+        // A merge runs only when at least one edge into it was taken, so `null` is only
+        // for an attempt that was handed no inputs at all.
+        MergeMode::First => inputs
+            .first()
+            .map_or(Value::Null, |(_, output)| (*output).clone()),
+    };
+    StepOutcome::Succeeded(output)
 }
 
 fn finish(result: Result<StepOutcome, String>) -> AttemptResult {
@@ -114,14 +210,15 @@ pub fn is_truthy(value: &Value) -> bool {
     }
 }
 
-fn render_fields(fields: &Map<String, Value>, scope: &Value) -> Result<StepOutcome, String> {
-    render_value(&Value::Object(fields.clone()), scope)
+fn render_fields(fields: &Map<String, Value>, scope: Scope<'_>) -> Result<StepOutcome, String> {
+    scope
+        .render(&Value::Object(fields.clone()))
         .map(StepOutcome::Succeeded)
         .map_err(|error| error.message)
 }
 
-fn render_text(template: &str, scope: &Value) -> Result<String, String> {
-    match render_value(&Value::String(template.to_owned()), scope) {
+fn render_text(template: &str, scope: Scope<'_>) -> Result<String, String> {
+    match scope.render(&Value::String(template.to_owned())) {
         Ok(Value::String(text)) => Ok(text),
         Ok(other) => Ok(other.to_string()),
         Err(error) => Err(error.message),
@@ -132,14 +229,15 @@ fn render_text(template: &str, scope: &Value) -> Result<String, String> {
 /// whether the template's result has the type and range the field needs.
 fn render_dynamic<T: Clone>(
     dynamic: &Dynamic<T>,
-    scope: &Value,
+    scope: Scope<'_>,
     field: &str,
     convert: impl Fn(&Value) -> Option<T>,
 ) -> Result<T, String> {
     match dynamic {
         Dynamic::Fixed(value) => Ok(value.clone()),
         Dynamic::Template(template) => {
-            let value = render_value(&Value::String(template.clone()), scope)
+            let value = scope
+                .render(&Value::String(template.clone()))
                 .map_err(|error| format!("{field}: {}", error.message))?;
             convert(&value).ok_or_else(|| format!("{field}: {value} is not a valid value here"))
         }
@@ -148,7 +246,7 @@ fn render_dynamic<T: Clone>(
 
 fn render_headers(
     headers: &BTreeMap<String, String>,
-    scope: &Value,
+    scope: Scope<'_>,
 ) -> Result<Vec<(String, String)>, String> {
     headers
         .iter()
@@ -160,7 +258,7 @@ fn render_headers(
         .collect()
 }
 
-fn respond(config: &RespondConfig, scope: &Value) -> Result<StepOutcome, String> {
+fn respond(config: &RespondConfig, scope: Scope<'_>) -> Result<StepOutcome, String> {
     let status = render_dynamic(&config.status, scope, "status", |value| {
         value
             .as_u64()
@@ -172,9 +270,9 @@ fn respond(config: &RespondConfig, scope: &Value) -> Result<StepOutcome, String>
         .map(|(name, value)| (name, Value::String(value)))
         .collect();
     let body = match &config.body {
-        Some(body) => {
-            render_value(body, scope).map_err(|error| format!("body: {}", error.message))?
-        }
+        Some(body) => scope
+            .render(body)
+            .map_err(|error| format!("body: {}", error.message))?,
         None => Value::Null,
     };
     Ok(StepOutcome::Succeeded(
@@ -183,7 +281,7 @@ fn respond(config: &RespondConfig, scope: &Value) -> Result<StepOutcome, String>
 }
 
 fn delay(config: &DelayConfig, attempt: &Attempt<'_>) -> AttemptResult {
-    let ms = render_dynamic(&config.ms, attempt.scope, "ms", |value| {
+    let ms = render_dynamic(&config.ms, Scope::workflow(attempt.scope), "ms", |value| {
         value.as_u64().filter(|ms| *ms <= DelayConfig::MAX_MS)
     });
     let ms = match ms {
@@ -201,14 +299,15 @@ fn delay(config: &DelayConfig, attempt: &Attempt<'_>) -> AttemptResult {
 
 async fn http_request(
     config: &HttpRequestConfig,
-    attempt: &Attempt<'_>,
+    scope: Scope<'_>,
+    idempotency_key: &IdempotencyKey,
     services: &NodeServices,
 ) -> Result<StepOutcome, String> {
-    let scope = attempt.scope;
     let url = render_text(&config.url, scope).map_err(|error| format!("url: {error}"))?;
     let mut request = OutgoingRequest::new(config.method, url);
     request.headers = render_headers(&config.headers, scope)?;
-    let query = render_value(&Value::Object(config.query.clone()), scope)
+    let query = scope
+        .render(&Value::Object(config.query.clone()))
         .map_err(|error| format!("query: {}", error.message))?;
     request.query = query
         .as_object()
@@ -217,12 +316,14 @@ async fn http_request(
         .map(|(name, value)| (name.clone(), query_text(value)))
         .collect();
     request.body = match &config.body {
-        Some(body) => {
-            Some(render_value(body, scope).map_err(|error| format!("body: {}", error.message))?)
-        }
+        Some(body) => Some(
+            scope
+                .render(body)
+                .map_err(|error| format!("body: {}", error.message))?,
+        ),
         None => None,
     };
-    request.idempotency_key = Some(attempt.idempotency_key.to_string());
+    request.idempotency_key = Some(idempotency_key.to_string());
     request.timeout = config
         .timeout_ms
         .map(|ms| Duration::from_millis(ms.min(HttpRequestConfig::MAX_TIMEOUT_MS)));

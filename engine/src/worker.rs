@@ -5,8 +5,8 @@
 //! Durability: a step's result is journaled, with its events and the skips it causes,
 //! before the next step starts, and every write carries the claim's fencing token, so a
 //! worker that lost its lease (stalled past its lease, or partitioned away) commits
-//! nothing. A side-effecting step (`http.request`) is journaled as RUNNING before it
-//! executes, and a step found RUNNING on resume is executed again with the same
+//! nothing. A side-effecting step (`http.request`, or a `loop` whose body has one) is
+//! journaled as RUNNING before it executes, and a step found RUNNING on resume is executed again with the same
 //! idempotency key: at-least-once execution that a receiver honouring `Idempotency-Key`
 //! turns into effectively-once. Waits hold no worker: the run is put back in the queue
 //! with the time it becomes claimable.
@@ -35,7 +35,7 @@ use aos_domain::run::{
     StepStatus, UnitFraction, next_attempt,
 };
 use aos_domain::workflow::definition::Node;
-use aos_domain::workflow::node_types::NodeType;
+use aos_domain::workflow::node_types::{NodeKind, NodeType};
 use aos_domain::workflow::{Definition, validate_definition};
 
 use crate::step::{Attempt, AttemptResult, NodeServices, execute};
@@ -344,10 +344,12 @@ impl Engine {
     ) -> Result<AttemptResult, QueueError> {
         let scope = state.scope();
         let input = state.input_of(node);
+        let inputs = state.taken_inputs_of(node);
         let key = IdempotencyKey::for_step(state.run_id, node.id());
         let attempt = Attempt {
             scope: &scope,
             input: &input,
+            inputs: &inputs,
             idempotency_key: &key,
             started_at,
             now: Utc::now(),
@@ -396,7 +398,13 @@ fn chrono_duration(duration: Duration) -> chrono::Duration {
 }
 
 fn has_side_effects(node: &Node) -> bool {
-    matches!(node.node_type(), NodeType::HttpRequest)
+    match node.kind() {
+        NodeKind::Loop(config) => config
+            .steps
+            .iter()
+            .any(|step| step.kind.node_type() == NodeType::HttpRequest),
+        kind => kind.node_type() == NodeType::HttpRequest,
+    }
 }
 
 /// The pause before the next attempt, when the node's retry policy allows one after
@@ -612,6 +620,23 @@ impl<'d> RunState<'d> {
             .find_map(|edge| self.scheduler.output_of(edge.from().as_str()))
             .cloned()
             .unwrap_or(Value::Null)
+    }
+
+    /// The predecessors whose edge into `node` was taken, with their outputs, in edge
+    /// order, each once (two edges from one node are never both taken, but say so here
+    /// rather than rely on it).
+    fn taken_inputs_of(&self, node: &Node) -> Vec<(&'d str, &Value)> {
+        let mut inputs: Vec<(&'d str, &Value)> = Vec::new();
+        for edge in self.definition.incoming(node.id().as_str()) {
+            let from = edge.from().as_str();
+            if !self.scheduler.is_taken(edge) || inputs.iter().any(|(id, _)| *id == from) {
+                continue;
+            }
+            if let Some(output) = self.scheduler.output_of(from) {
+                inputs.push((from, output));
+            }
+        }
+        inputs
     }
 
     fn started_event(&self, write: &mut Journal, node: &Node, attempt: u32) {

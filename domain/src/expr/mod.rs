@@ -16,7 +16,7 @@
 //! The syntax is a small, JavaScript-like subset:
 //!
 //! - Names: an expression starts from one of [`ROOT_NAMES`] (`trigger`, `steps`, `vars`,
-//!   `run`), a literal or a function call. Any other name is a parse error, so typos are
+//!   `run`; in a loop body also `item` and `index`, see [`Roots`]), a literal or a function call. Any other name is a parse error, so typos are
 //!   caught when a workflow is saved. Member access `a.b` (or `a?.b`, the same thing) and
 //!   indexing `a[expr]` (`a?.[expr]`); names that are not identifiers, such as a step id with
 //!   a dash, are written `steps['my-step']`.
@@ -65,11 +65,39 @@ mod tree;
 mod tests;
 
 pub use ast::Expr;
-pub use template::{Template, parse_template};
-pub use tree::{check_templates, render_value, templates_in};
+pub use template::{Template, parse_template, parse_template_with};
+pub use tree::{
+    check_templates, check_templates_with, render_value, render_value_with, templates_in,
+    templates_in_with,
+};
 
 /// The names an expression may start from; `scope` objects carry these keys.
 pub const ROOT_NAMES: [&str; 4] = ["trigger", "steps", "vars", "run"];
+
+/// Which names are in scope where a template is written. A name outside its scope is a
+/// parse error, so `item` in a node that is not in a loop body is caught when the
+/// workflow is saved, exactly like a typo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Roots {
+    /// Node configs: [`ROOT_NAMES`].
+    #[default]
+    Workflow,
+    /// The steps of a `loop` node's body: [`ROOT_NAMES`] plus
+    /// [`Roots::LOOP_BODY_NAMES`], the current element and its position.
+    LoopBody,
+}
+
+impl Roots {
+    pub const LOOP_BODY_NAMES: [&'static str; 2] = ["item", "index"];
+
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        let extra: &'static [&'static str] = match self {
+            Roots::Workflow => &[],
+            Roots::LoopBody => &Self::LOOP_BODY_NAMES,
+        };
+        ROOT_NAMES.iter().chain(extra).copied()
+    }
+}
 
 /// The longest source of one expression (the text between `{{` and `}}`), in bytes.
 pub const MAX_EXPRESSION_BYTES: usize = 4 * 1024;
@@ -118,5 +146,5 @@ pub struct Reference {
 
 /// Parses a bare expression, without `{{ }}`.
 pub fn parse_expression(src: &str) -> Result<Expr, ExprError> {
-    parser::parse_bare(src).map_err(|e| e.locate(src))
+    parser::parse_bare(src, Roots::Workflow).map_err(|e| e.locate(src))
 }

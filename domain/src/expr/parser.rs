@@ -12,21 +12,23 @@ use serde_json::{Number, Value};
 use super::ast::{BinaryOp, Expr, ExprKind, LogicalOp, UnaryOp};
 use super::functions::Function;
 use super::lexer::{self, Mode, SyntaxError, Token, TokenKind};
-use super::{MAX_NESTING, MAX_TREE_DEPTH, ROOT_NAMES};
+use super::{MAX_NESTING, MAX_TREE_DEPTH, Roots};
 
 /// Parses a whole string as one expression.
-pub(crate) fn parse_bare(src: &str) -> Result<Expr, SyntaxError> {
+pub(crate) fn parse_bare(src: &str, roots: Roots) -> Result<Expr, SyntaxError> {
     let lexed = lexer::lex(src, 0, Mode::Bare)?;
-    parse_tokens(lexed.tokens)
+    parse_tokens(lexed.tokens, roots)
 }
 
 /// Parses the tokens of one expression (ending with [`TokenKind::End`]).
-pub(crate) fn parse_tokens(tokens: Vec<Token>) -> Result<Expr, SyntaxError> {
+/// Names other than literals and functions must be among `roots`.
+pub(crate) fn parse_tokens(tokens: Vec<Token>, roots: Roots) -> Result<Expr, SyntaxError> {
     let end_offset = tokens.last().map_or(0, |t| t.offset);
     let mut parser = Parser {
         tokens,
         pos: 0,
         nesting: 0,
+        roots,
         end: Token {
             kind: TokenKind::End,
             offset: end_offset,
@@ -119,6 +121,7 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     nesting: usize,
+    roots: Roots,
     /// Returned by `peek` past the last token, so the parser never indexes out of bounds.
     end: Token,
 }
@@ -348,15 +351,21 @@ impl Parser {
         if self.peek().kind == TokenKind::LeftParen {
             return self.call(&name, offset);
         }
-        if let Some(root) = ROOT_NAMES.iter().find(|root| **root == name) {
+        if let Some(root) = self.roots.names().find(|root| *root == name) {
             return self.node(ExprKind::Root(root), offset);
         }
         let message = if Function::lookup(&name).is_some() {
             format!("`{name}` is a function: call it as `{name}(...)`")
         } else {
+            let listed: Vec<String> = self.roots.names().map(|r| format!("`{r}`")).collect();
+            let outside_loop = if Roots::LOOP_BODY_NAMES.contains(&name.as_str()) {
+                " (`item` and `index` exist only inside a loop body)"
+            } else {
+                ""
+            };
             format!(
-                "unknown name `{name}`: an expression starts from {}",
-                ROOT_NAMES.map(|r| format!("`{r}`")).join(", ")
+                "unknown name `{name}`: an expression starts from {}{outside_loop}",
+                listed.join(", ")
             )
         };
         Err(SyntaxError::new(offset, message))

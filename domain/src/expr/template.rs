@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::ast::Expr;
 use super::budget::Budget;
 use super::lexer::{self, Mode, SyntaxError};
-use super::{EvalError, ExprError, MAX_TEXT_BYTES, Reference, eval, ops, parser};
+use super::{EvalError, ExprError, MAX_TEXT_BYTES, Reference, Roots, eval, ops, parser};
 
 /// A parsed template string.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,12 +29,18 @@ enum Segment {
     },
 }
 
-/// Parses a string with zero or more `{{ expr }}` segments.
+/// Parses a string with zero or more `{{ expr }}` segments, whose expressions start from
+/// the workflow's [`ROOT_NAMES`](super::ROOT_NAMES).
 pub fn parse_template(src: &str) -> Result<Template, ExprError> {
-    parse(src).map_err(|e| e.locate(src))
+    parse_template_with(src, Roots::Workflow)
 }
 
-fn parse(src: &str) -> Result<Template, SyntaxError> {
+/// Like [`parse_template`], with the names of `roots` in scope.
+pub fn parse_template_with(src: &str, roots: Roots) -> Result<Template, ExprError> {
+    parse(src, roots).map_err(|e| e.locate(src))
+}
+
+fn parse(src: &str, roots: Roots) -> Result<Template, SyntaxError> {
     let mut segments = Vec::new();
     let mut text = String::new();
     let mut pos = 0;
@@ -52,7 +58,7 @@ fn parse(src: &str) -> Result<Template, SyntaxError> {
         }
         let body_start = open + 2;
         let lexed = lexer::lex(src, body_start, Mode::Template { open })?;
-        let expr = parser::parse_tokens(lexed.tokens)?;
+        let expr = parser::parse_tokens(lexed.tokens, roots)?;
         let source = src[body_start..lexed.end - 2].trim().to_owned();
         segments.push(Segment::Expression { expr, source });
         pos = lexed.end;

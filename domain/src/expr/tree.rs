@@ -7,16 +7,21 @@
 
 use serde_json::{Map, Value};
 
-use super::{EvalError, ExprError, Template, parse_template};
+use super::{EvalError, ExprError, Roots, Template, parse_template_with};
 
 /// How deeply `render_value` descends; serde_json's parser refuses deeper JSON anyway.
 const MAX_VALUE_DEPTH: usize = 128;
 
 /// Every string in `value` that does not parse as a template, with its path and error.
 pub fn check_templates(value: &Value) -> Vec<(String, ExprError)> {
+    check_templates_with(value, Roots::Workflow)
+}
+
+/// Like [`check_templates`], with the names of `roots` in scope.
+pub fn check_templates_with(value: &Value, roots: Roots) -> Vec<(String, ExprError)> {
     let mut problems = Vec::new();
     for_each_string(value, |path, s| {
-        if let Err(error) = parse_template(s) {
+        if let Err(error) = parse_template_with(s, roots) {
             problems.push((path.to_owned(), error));
         }
     });
@@ -26,9 +31,14 @@ pub fn check_templates(value: &Value) -> Vec<(String, ExprError)> {
 /// Every string in `value` that holds at least one expression, parsed, with its path.
 /// Strings that do not parse are left out: [`check_templates`] reports them.
 pub fn templates_in(value: &Value) -> Vec<(String, Template)> {
+    templates_in_with(value, Roots::Workflow)
+}
+
+/// Like [`templates_in`], with the names of `roots` in scope.
+pub fn templates_in_with(value: &Value, roots: Roots) -> Vec<(String, Template)> {
     let mut templates = Vec::new();
     for_each_string(value, |path, s| {
-        if let Ok(template) = parse_template(s)
+        if let Ok(template) = parse_template_with(s, roots)
             && template.has_expressions()
         {
             templates.push((path.to_owned(), template));
@@ -40,13 +50,23 @@ pub fn templates_in(value: &Value) -> Vec<(String, Template)> {
 /// `value` with every string rendered against `scope`; keys stay as they are. The error
 /// names the path of the string that failed.
 pub fn render_value(value: &Value, scope: &Value) -> Result<Value, EvalError> {
+    render_value_with(value, scope, Roots::Workflow)
+}
+
+/// Like [`render_value`], with the names of `roots` in scope (`scope` carries them).
+pub fn render_value_with(value: &Value, scope: &Value, roots: Roots) -> Result<Value, EvalError> {
     let mut path = String::new();
-    render_at(value, scope, &mut path, 0)
+    render_at(value, &Renderer { scope, roots }, &mut path, 0)
+}
+
+struct Renderer<'a> {
+    scope: &'a Value,
+    roots: Roots,
 }
 
 fn render_at(
     value: &Value,
-    scope: &Value,
+    renderer: &Renderer<'_>,
     path: &mut String,
     depth: usize,
 ) -> Result<Value, EvalError> {
@@ -58,11 +78,11 @@ fn render_at(
     }
     match value {
         Value::String(s) => {
-            let template = parse_template(s).map_err(|e| {
+            let template = parse_template_with(s, renderer.roots).map_err(|e| {
                 EvalError::new(format!("{}: invalid template: {e}", shown_path(path)))
             })?;
             template
-                .render(scope)
+                .render(renderer.scope)
                 .map_err(|e| EvalError::new(format!("{}: {}", shown_path(path), e.message)))
         }
         Value::Array(items) => {
@@ -71,7 +91,7 @@ fn render_at(
                 let len = path.len();
                 path.push('/');
                 path.push_str(&i.to_string());
-                rendered.push(render_at(item, scope, path, depth + 1)?);
+                rendered.push(render_at(item, renderer, path, depth + 1)?);
                 path.truncate(len);
             }
             Ok(Value::Array(rendered))
@@ -81,7 +101,7 @@ fn render_at(
             for (key, item) in map {
                 let len = path.len();
                 push_key(path, key);
-                rendered.insert(key.clone(), render_at(item, scope, path, depth + 1)?);
+                rendered.insert(key.clone(), render_at(item, renderer, path, depth + 1)?);
                 path.truncate(len);
             }
             Ok(Value::Object(rendered))

@@ -61,6 +61,13 @@ impl IdempotencyKey {
         Self(format!("{run_id}:{node_id}"))
     }
 
+    /// The key of body step `body_step` in iteration `index` of the loop node whose key
+    /// this is: `"{run_id}:{loop_node_id}:{index}:{body_step}"`, so a loop executed again
+    /// sends each item's requests with the same keys as before.
+    pub fn for_iteration(&self, index: usize, body_step: &NodeId) -> Self {
+        Self(format!("{}:{index}:{body_step}", self.0))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

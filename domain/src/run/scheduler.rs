@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::Value;
 
 use crate::workflow::Definition;
-use crate::workflow::definition::{Branch, Node, NodeId, OnError};
+use crate::workflow::definition::{Branch, Edge, Node, NodeId, OnError};
 use crate::workflow::node_types::NodeType;
 
 use super::error::RunError;
@@ -46,6 +46,9 @@ pub struct Scheduler<'d> {
     unresolved_in: Vec<usize>,
     taken_in: Vec<usize>,
     states: Vec<NodeState>,
+    /// Which outgoing edges each finished node takes; `None` until it has finished, and
+    /// for a failure that failed the run.
+    taken_out: Vec<Option<Taken>>,
     /// Ready nodes not yet started, in the order they became ready.
     ready: VecDeque<usize>,
     /// Skipped nodes in the order they were skipped (each after its predecessors).
@@ -169,6 +172,7 @@ impl<'d> Scheduler<'d> {
             taken_in: vec![0; nodes.len()],
             unresolved_in,
             states,
+            taken_out: vec![None; nodes.len()],
             ready,
             skipped: Vec::new(),
             open: nodes.len(),
@@ -266,6 +270,7 @@ impl<'d> Scheduler<'d> {
         if matches!(self.states[index], NodeState::Ready) {
             self.unready(index);
         }
+        self.taken_out[index] = taken;
         self.open -= 1;
         self.last_finished = Some(index);
         if node_type == NodeType::Respond && !matches!(outcome, StepOutcome::Failed(_)) {
@@ -379,6 +384,15 @@ impl<'d> Scheduler<'d> {
             .iter()
             .enumerate()
             .filter_map(move |(i, state)| Some((nodes[i].id(), finished_output(state)?)))
+    }
+
+    /// Whether `edge` (of the definition this scheduler runs) was taken: its source has
+    /// finished and chose it. A `merge` node reads the outputs of exactly these sources.
+    pub fn is_taken(&self, edge: &Edge) -> bool {
+        self.index_of
+            .get(edge.from().as_str())
+            .and_then(|&from| self.taken_out[from])
+            .is_some_and(|taken| taken.takes(edge.branch()))
     }
 
     /// The visible output of `node_id` if its step has finished.

@@ -12,12 +12,16 @@ use serde_json::{Map, Value};
 
 use crate::expr;
 
+use super::definition::NodeId;
 use super::fields::{FieldReader, integer_in, non_blank_string, object, one_of, shown, string};
 use super::node_types::{
     CodeConfig, CodeLanguage, CronSchedule, DelayConfig, Dynamic, FailConfig, HttpMethod,
-    HttpRequestConfig, IfConfig, ManualTriggerConfig, NodeKind, NodeType, RespondConfig,
-    ScheduleTriggerConfig, SetConfig, WebhookResponse, WebhookSecret, WebhookTriggerConfig,
+    HttpRequestConfig, IfConfig, LoopConfig, LoopStep, ManualTriggerConfig, MergeConfig, MergeMode,
+    NodeKind, NodeType, RespondConfig, ScheduleTriggerConfig, SetConfig, WebhookResponse,
+    WebhookSecret, WebhookTriggerConfig,
 };
+use super::nodes::read_retry;
+use super::retry::RetryPolicy;
 
 /// The typed config of a node of type `node_type`, or `None` after pushing at least one
 /// problem onto `problems`. A missing config reads as `{}`.
@@ -40,6 +44,8 @@ pub(super) fn parse_config(
         NodeType::Delay => delay(&mut reader).map(NodeKind::Delay),
         NodeType::Respond => respond(&mut reader).map(NodeKind::Respond),
         NodeType::Fail => fail(&mut reader).map(NodeKind::Fail),
+        NodeType::Merge => merge(&mut reader).map(NodeKind::Merge),
+        NodeType::Loop => loop_(&mut reader).map(NodeKind::Loop),
     };
     let clean = reader.finish();
     kind.filter(|_| clean)
@@ -247,6 +253,174 @@ fn fail(r: &mut FieldReader) -> Option<FailConfig> {
     Some(FailConfig {
         message: message.to_owned(),
     })
+}
+
+fn merge(r: &mut FieldReader) -> Option<MergeConfig> {
+    let mode = r
+        .optional("mode", one_of(&MergeMode::NAMES, MergeMode::parse))
+        .unwrap_or_default();
+    Some(MergeConfig { mode })
+}
+
+fn loop_(r: &mut FieldReader) -> Option<LoopConfig> {
+    let items = r.required("items", |v| {
+        let text = string(v)?;
+        if !has_template(text) {
+            return Err(
+                "must be a `{{ }}` expression that evaluates to an array, such as `{{ steps.fetch.body.items }}`"
+                    .to_owned(),
+            );
+        }
+        Ok(text.to_owned())
+    });
+    let concurrency = r
+        .optional(
+            "concurrency",
+            integer_in(1, u64::from(LoopConfig::MAX_CONCURRENCY)),
+        )
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1);
+    let max_items = r
+        .optional(
+            "maxItems",
+            integer_in(1, u64::from(LoopConfig::MAX_ITEMS_LIMIT)),
+        )
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(LoopConfig::DEFAULT_MAX_ITEMS);
+    let path = r.child_path("steps");
+    let mut messages = Vec::new();
+    let steps = match r.any("steps").filter(|v| !v.is_null()) {
+        None => {
+            messages.push(format!("{path}: is required"));
+            None
+        }
+        Some(raw) => loop_steps(raw, &path, &mut messages),
+    };
+    let clean = messages.is_empty();
+    r.push_all(messages);
+    Some(LoopConfig {
+        items: items?,
+        concurrency,
+        max_items,
+        steps: steps.filter(|_| clean)?,
+    })
+}
+
+/// The body of a loop, `None` after at least one problem. `path` is the body's own path
+/// (`config/steps`); each message starts with the path of what it is about.
+fn loop_steps(raw: &Value, path: &str, messages: &mut Vec<String>) -> Option<Vec<LoopStep>> {
+    let Some(entries) = raw.as_array() else {
+        messages.push(format!("{path}: must be an array of steps"));
+        return None;
+    };
+    if entries.is_empty() {
+        messages.push(format!("{path}: must list at least one step"));
+        return None;
+    }
+    if entries.len() > LoopConfig::MAX_STEPS {
+        messages.push(format!(
+            "{path}: a loop body may have at most {} steps, this one has {}",
+            LoopConfig::MAX_STEPS,
+            entries.len()
+        ));
+        return None;
+    }
+    let mut first_with_id: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut steps = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let step_path = format!("{path}/{index}");
+        let step = loop_step(entry, &step_path, messages);
+        if let Some(id) = entry.get("id").and_then(Value::as_str) {
+            match first_with_id.get(id) {
+                Some(first) => messages.push(format!(
+                    "{step_path}/id: duplicate id `{}`: {path}/{first} has it too",
+                    shown(id)
+                )),
+                None => {
+                    first_with_id.insert(id, index);
+                }
+            }
+        }
+        steps.push(step);
+    }
+    steps.into_iter().collect()
+}
+
+fn loop_step(entry: &Value, path: &str, messages: &mut Vec<String>) -> Option<LoopStep> {
+    let mut inner = Vec::new();
+    let mut r = FieldReader::new(entry, path, messages)?;
+    let id = r.required("id", |v| NodeId::parse(string(v)?));
+    let node_type = r.required("type", |v| {
+        let name = string(v)?;
+        let node_type =
+            NodeType::parse(name).ok_or_else(|| format!("unknown node type `{}`", shown(name)))?;
+        if !node_type.runs_in_loop_body() {
+            return Err(refused_in_loop_body(node_type));
+        }
+        Ok(node_type)
+    });
+    let config = r.any("config");
+    let retry = r.any("retry").filter(|v| !v.is_null());
+    let clean = r.finish();
+    let kind = node_type.and_then(|t| parse_config(t, config, &mut inner));
+    let retry = match retry {
+        Some(raw) => read_retry(raw, &mut inner).and_then(|policy| {
+            let pause = longest_pause_ms(&policy);
+            if pause > LoopConfig::MAX_BODY_RETRY_PAUSE_MS {
+                inner.push(format!(
+                    "retry: inside a loop body a retry waits in the worker, so it may pause at most {} ms, and this policy pauses up to {pause} ms (lower `initialIntervalMs` or set `maxIntervalMs`)",
+                    LoopConfig::MAX_BODY_RETRY_PAUSE_MS
+                ));
+                return None;
+            }
+            Some(policy)
+        }),
+        None => Some(RetryPolicy::NO_RETRY),
+    };
+    let inner_clean = inner.is_empty();
+    messages.extend(inner.into_iter().map(|m| format!("{path}/{m}")));
+    let step = LoopStep {
+        id: id?,
+        kind: kind?,
+        retry: retry?,
+    };
+    (clean && inner_clean).then_some(step)
+}
+
+fn refused_in_loop_body(node_type: NodeType) -> String {
+    let why = match node_type {
+        NodeType::If => {
+            "a loop body is a straight line of steps: branching inside a loop is not supported yet"
+        }
+        NodeType::Delay => {
+            "a loop body cannot wait durably for each item; put the delay before or after the loop"
+        }
+        NodeType::Respond => {
+            "a loop body cannot answer the webhook caller; put `respond` after the loop"
+        }
+        NodeType::Loop => "loops do not nest",
+        NodeType::Merge => "`merge` joins branches of the graph, and a loop body has none",
+        _ => "a trigger starts a run and cannot be a step of a loop body",
+    };
+    let allowed: Vec<&str> = NodeType::ALL
+        .into_iter()
+        .filter(|t| t.runs_in_loop_body())
+        .map(NodeType::as_str)
+        .collect();
+    format!(
+        "`{node_type}` cannot run in a loop body: {why} (allowed: {})",
+        allowed.join(", ")
+    )
+}
+
+/// The longest pause between two attempts that `policy` asks for, before jitter.
+fn longest_pause_ms(policy: &RetryPolicy) -> u64 {
+    (1..policy.max_attempts())
+        .map(|attempt| {
+            u64::try_from(policy.delay_after_attempt(attempt).as_millis()).unwrap_or(u64::MAX)
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A literal converted by `fixed`, or a string holding a template.

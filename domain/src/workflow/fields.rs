@@ -89,6 +89,12 @@ impl<'v, 'p> FieldReader<'v, 'p> {
         self.problems.push(format!("{path}: {}", message.as_ref()));
     }
 
+    /// Adds problems that already start with their own path (those of nested objects read
+    /// by other means).
+    pub(super) fn push_all(&mut self, messages: Vec<String>) {
+        self.problems.extend(messages);
+    }
+
     /// The path of a field of this object, for readers of nested objects.
     pub(super) fn child_path(&self, key: &str) -> String {
         if self.path.is_empty() {

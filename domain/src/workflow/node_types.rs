@@ -1,4 +1,5 @@
-//! The node types of the contract and their validated configurations.
+//! The node types of the contract, plus `merge` and `loop`, and their validated
+//! configurations.
 //!
 //! Only the validator builds these values inside a [`super::Definition`], so code that
 //! receives a `Definition` can rely on every range and format documented here. Strings
@@ -24,10 +25,12 @@ pub enum NodeType {
     Delay,
     Respond,
     Fail,
+    Merge,
+    Loop,
 }
 
 impl NodeType {
-    pub const ALL: [NodeType; 10] = [
+    pub const ALL: [NodeType; 12] = [
         NodeType::ManualTrigger,
         NodeType::WebhookTrigger,
         NodeType::ScheduleTrigger,
@@ -38,6 +41,8 @@ impl NodeType {
         NodeType::Delay,
         NodeType::Respond,
         NodeType::Fail,
+        NodeType::Merge,
+        NodeType::Loop,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -56,6 +61,8 @@ impl NodeType {
             NodeType::Delay => "delay",
             NodeType::Respond => "respond",
             NodeType::Fail => "fail",
+            NodeType::Merge => "merge",
+            NodeType::Loop => "loop",
         }
     }
 
@@ -63,6 +70,17 @@ impl NodeType {
         matches!(
             self,
             NodeType::ManualTrigger | NodeType::WebhookTrigger | NodeType::ScheduleTrigger
+        )
+    }
+
+    /// Whether a `loop` body may hold a step of this type. A body is a straight line of
+    /// steps that finish within one attempt of the loop node: no trigger, no branching
+    /// (`if`), no durable wait (`delay`), no answer to a webhook caller (`respond`), and no
+    /// graph-level joins or nested loops (`merge`, `loop`).
+    pub fn runs_in_loop_body(self) -> bool {
+        matches!(
+            self,
+            NodeType::Set | NodeType::HttpRequest | NodeType::Code | NodeType::Fail
         )
     }
 }
@@ -104,6 +122,10 @@ pub enum NodeKind {
     Respond(RespondConfig),
     #[serde(rename = "fail")]
     Fail(FailConfig),
+    #[serde(rename = "merge")]
+    Merge(MergeConfig),
+    #[serde(rename = "loop")]
+    Loop(LoopConfig),
 }
 
 impl NodeKind {
@@ -119,6 +141,8 @@ impl NodeKind {
             NodeKind::Delay(_) => NodeType::Delay,
             NodeKind::Respond(_) => NodeType::Respond,
             NodeKind::Fail(_) => NodeType::Fail,
+            NodeKind::Merge(_) => NodeType::Merge,
+            NodeKind::Loop(_) => NodeType::Loop,
         }
     }
 }
@@ -423,4 +447,94 @@ pub struct RespondConfig {
 pub struct FailConfig {
     /// Non-blank; may be a template.
     pub message: String,
+}
+
+/// `merge` joins branches. It runs like any node (once every incoming edge is resolved and
+/// at least one was taken) and sees the outputs of the predecessors whose edge into it was
+/// taken; a skipped branch contributes nothing, a failed predecessor whose edge was taken
+/// (`onError: continue`, an `error` edge) contributes its `{"error": message}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MergeConfig {
+    pub mode: MergeMode,
+}
+
+/// What a `merge` node outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MergeMode {
+    /// An object keyed by predecessor id.
+    #[default]
+    Object,
+    /// The outputs in the definition's edge order.
+    Array,
+    /// The output of the first taken predecessor in the definition's edge order.
+    First,
+}
+
+impl MergeMode {
+    pub const NAMES: [&'static str; 3] = ["object", "array", "first"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "object" => Some(Self::Object),
+            "array" => Some(Self::Array),
+            "first" => Some(Self::First),
+            _ => None,
+        }
+    }
+}
+
+/// `loop` runs its body, an inline straight line of steps, once per element of `items`,
+/// with at most `concurrency` iterations in flight, and outputs an array with one entry
+/// per element, in element order: the output of that iteration's last body step.
+///
+/// Scope: body templates see everything the loop node sees, plus `item` (the current
+/// element), `index` (its position from 0) and, as `steps.<id>`, the earlier body steps of
+/// the same iteration. A `code` body step, whose function only has `trigger, steps, vars,
+/// run`, finds them as `run.item` and `run.index`. Nothing outside the body sees body
+/// steps: body ids may not repeat a graph node's id, and `item` outside a body is a parse
+/// error.
+///
+/// Failure: a body step that fails (after its own `retry`, waited out in the worker) fails
+/// the loop node with an error naming the element's index and the step; iterations in
+/// flight are abandoned. The node's own `retry`, `onError` and `error` edges then apply to
+/// the loop as a whole.
+///
+/// Durability: the whole loop is one step of the run's journal, so a loop re-executed
+/// after a crash or by a retry runs every iteration again; each body `http.request` sends
+/// `Idempotency-Key: {runId}:{loopNodeId}:{index}:{bodyStepId}`, so a receiver can drop
+/// the repeats item by item. Journaling each iteration on its own is future work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopConfig {
+    /// A `{{ }}` template that must evaluate to an array of at most `max_items` elements.
+    pub items: String,
+    /// 1 to [`LoopConfig::MAX_CONCURRENCY`].
+    pub concurrency: u32,
+    /// 1 to [`LoopConfig::MAX_ITEMS_LIMIT`]; [`LoopConfig::DEFAULT_MAX_ITEMS`] by default.
+    pub max_items: u32,
+    /// Never empty; ids unique within the body and distinct from the graph's node ids;
+    /// every type is one that [`NodeType::runs_in_loop_body`].
+    pub steps: Vec<LoopStep>,
+}
+
+impl LoopConfig {
+    pub const MAX_CONCURRENCY: u32 = 16;
+    pub const DEFAULT_MAX_ITEMS: u32 = 1_000;
+    pub const MAX_ITEMS_LIMIT: u32 = 10_000;
+    pub const MAX_STEPS: usize = 50;
+    /// The longest pause a body step's `retry` may ask for: it is waited out by the worker
+    /// inside the loop's attempt, not by the queue.
+    pub const MAX_BODY_RETRY_PAUSE_MS: u64 = 60_000;
+}
+
+/// One step of a loop body.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoopStep {
+    pub id: super::definition::NodeId,
+    #[serde(flatten)]
+    pub kind: NodeKind,
+    pub retry: super::retry::RetryPolicy,
 }

@@ -206,7 +206,7 @@ fn read_type(raw: Option<&Value>, messages: &mut Vec<String>) -> Option<NodeType
     node_type
 }
 
-fn read_retry(raw: &Value, messages: &mut Vec<String>) -> Option<RetryPolicy> {
+pub(super) fn read_retry(raw: &Value, messages: &mut Vec<String>) -> Option<RetryPolicy> {
     let mut r = FieldReader::new(raw, "retry", messages)?;
     let max_attempts = r
         .required(

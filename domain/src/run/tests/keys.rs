@@ -33,6 +33,20 @@ fn a_step_key_is_the_run_and_the_node_and_the_same_for_every_attempt() {
 }
 
 #[test]
+fn an_iteration_key_extends_its_loop_nodes_key_with_the_index_and_body_step() {
+    let run = "0190f1a2-0000-7000-8000-000000000001"
+        .parse::<RunId>()
+        .expect("a valid id");
+    let each = NodeId::parse("each").expect("a valid node id");
+    let call = NodeId::parse("call").expect("a valid node id");
+    let key = IdempotencyKey::for_step(run, &each).for_iteration(3, &call);
+    assert_eq!(
+        key.as_str(),
+        "0190f1a2-0000-7000-8000-000000000001:each:3:call"
+    );
+}
+
+#[test]
 fn outcomes_map_to_the_stored_step_status_and_visible_output() {
     let cases = [
         (

@@ -634,3 +634,37 @@ fn id_of(definition: &Definition, id: &str) -> crate::workflow::definition::Node
         .id()
         .clone()
 }
+
+/// What a `merge` reads: t -> c (if); c -true-> m; c -false-> b; b -> m; a -> m where `a`
+/// fails and takes its `error` edge instead.
+#[test]
+fn is_taken_tells_which_edges_into_a_node_were_chosen() {
+    let mut a = node("a", "set");
+    a["onError"] = json!("continue");
+    let definition = definition(json!({
+        "nodes": [
+            node("t", "trigger.manual"), node("c", "if"), node("b", "set"), a,
+            node("h", "set"), node("m", "set")
+        ],
+        "edges": [
+            edge("t", "c"), edge("t", "a"), branch("c", "m", "true"), branch("c", "b", "false"),
+            edge("b", "m"), branch("a", "h", "error"), edge("a", "m"), edge("h", "m")
+        ]
+    }));
+    let mut scheduler = Scheduler::new(&definition);
+    let taken_into_m = |scheduler: &Scheduler| -> Vec<String> {
+        definition
+            .incoming("m")
+            .filter(|e| scheduler.is_taken(e))
+            .map(|e| e.from().to_string())
+            .collect()
+    };
+    assert_eq!(taken_into_m(&scheduler), Vec::<String>::new());
+    step(&mut scheduler, "t", ok(json!({})));
+    step(&mut scheduler, "c", chose(true));
+    step(&mut scheduler, "a", failed("boom"));
+    step(&mut scheduler, "h", ok(json!("handled")));
+    // `b` is skipped, `a` failed and took only its error edge.
+    assert_eq!(taken_into_m(&scheduler), ["c", "h"]);
+    assert_eq!(scheduler.status_of("m"), Some(StepStatus::Pending));
+}

@@ -3,6 +3,7 @@
 //! and properties that hold for any input (`properties`).
 
 mod invalid;
+mod merge_and_loop;
 mod properties;
 
 use serde_json::{Value, json};

@@ -73,6 +73,18 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         "javascript",
         "inputExample",
         "respond",
+        "merge",
+        "loop",
+        "mode",
+        "object",
+        "array",
+        "first",
+        "items",
+        "concurrency",
+        "maxItems",
+        "steps",
+        "{{ item }}",
+        "{{ steps.a }}",
     ])
     .prop_map(str::to_owned);
     let leaf = prop_oneof![

@@ -1,0 +1,168 @@
+//! The `loop` node: one attempt runs the node's body once per element of `items`, with at
+//! most `concurrency` iterations in flight, and outputs the last body step's output of
+//! each iteration, in element order (see `LoopConfig` in the domain for the semantics).
+//!
+//! Durability: the loop is one step of the run's journal. A loop executed again (a retry
+//! of the node, or a worker resuming after a crash) runs every iteration again, and each
+//! body `http.request` carries the per-item key
+//! `{runId}:{loopNodeId}:{index}:{bodyStepId}` so receivers can tell repeats apart.
+//! Journaling iterations one by one is future work.
+//!
+//! Bounds: at most `maxItems` iterations; a body step's `retry` pauses inside the attempt,
+//! at most `LoopConfig::MAX_BODY_RETRY_PAUSE_MS` each (the validator's limit), while the
+//! worker's heartbeat keeps the run's lease. Each iteration copies the loop's scope once.
+
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
+use serde_json::{Map, Value, json};
+
+use aos_domain::run::{RetryDecision, StepOutcome, UnitFraction, next_attempt};
+use aos_domain::workflow::node_types::{LoopConfig, LoopStep};
+
+use crate::step::{Attempt, NodeServices, Scope, execute_body_step};
+
+pub(crate) async fn execute(
+    config: &LoopConfig,
+    attempt: &Attempt<'_>,
+    services: &NodeServices,
+) -> StepOutcome {
+    let items = match items(config, attempt.scope) {
+        Ok(items) => items,
+        Err(error) => return StepOutcome::Failed(error),
+    };
+    let concurrency = usize::try_from(config.concurrency).unwrap_or(1).max(1);
+    let mut pending = items.iter().enumerate();
+    // Ordered: results come out in element order (whatever order they finish in), so the
+    // output is in element order and the failure reported is that of the earliest
+    // element among those started.
+    let mut in_flight = FuturesOrdered::new();
+    let mut outputs = Vec::with_capacity(items.len());
+    loop {
+        while in_flight.len() < concurrency {
+            let Some((index, item)) = pending.next() else {
+                break;
+            };
+            in_flight.push_back(iteration(config, attempt, services, index, item));
+        }
+        match in_flight.next().await {
+            None => return StepOutcome::Succeeded(Value::Array(outputs)),
+            Some(Ok(output)) => outputs.push(output),
+            // Returning drops the iterations still in flight, which abandons them.
+            Some(Err(error)) => return StepOutcome::Failed(error),
+        }
+    }
+}
+
+/// The elements to iterate over: `items` rendered in the loop node's own scope.
+fn items(config: &LoopConfig, scope: &Value) -> Result<Vec<Value>, String> {
+    let rendered = Scope::workflow(scope)
+        .render(&Value::String(config.items.clone()))
+        .map_err(|error| format!("items: {}", error.message))?;
+    let Value::Array(items) = rendered else {
+        return Err(format!(
+            "items: `{}` must evaluate to an array, and it evaluated to {}",
+            config.items,
+            kind_of(&rendered)
+        ));
+    };
+    let limit = usize::try_from(config.max_items).unwrap_or(usize::MAX);
+    if items.len() > limit {
+        return Err(format!(
+            "items: {} elements, more than the loop's limit of {} (`maxItems`)",
+            items.len(),
+            config.max_items
+        ));
+    }
+    Ok(items)
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Runs the body for element `index`; the output of its last step, or an error naming the
+/// element and the step.
+async fn iteration(
+    config: &LoopConfig,
+    attempt: &Attempt<'_>,
+    services: &NodeServices,
+    index: usize,
+    item: &Value,
+) -> Result<Value, String> {
+    let mut scope = iteration_scope(attempt.scope, index, item);
+    let mut last = Value::Null;
+    for step in &config.steps {
+        let output = body_step(step, &scope, attempt, services, index)
+            .await
+            .map_err(|error| format!("item {index}, step {}: {error}", step.id))?;
+        if let Some(Value::Object(steps)) = scope.get_mut("steps") {
+            steps.insert(step.id.to_string(), output.clone());
+        }
+        last = output;
+    }
+    Ok(last)
+}
+
+/// The loop's scope plus `item` and `index`, also under `run` for `code` steps (whose
+/// function only has `trigger, steps, vars, run`).
+fn iteration_scope(loop_scope: &Value, index: usize, item: &Value) -> Value {
+    let mut scope = match loop_scope {
+        Value::Object(values) => values.clone(),
+        _ => Map::new(),
+    };
+    if !matches!(scope.get("steps"), Some(Value::Object(_))) {
+        scope.insert("steps".to_owned(), Value::Object(Map::new()));
+    }
+    if let Some(Value::Object(run)) = scope.get_mut("run") {
+        run.insert("item".to_owned(), item.clone());
+        run.insert("index".to_owned(), json!(index));
+    }
+    scope.insert("item".to_owned(), item.clone());
+    scope.insert("index".to_owned(), json!(index));
+    Value::Object(scope)
+}
+
+/// One body step with its own retry policy, waited out here.
+async fn body_step(
+    step: &LoopStep,
+    scope: &Value,
+    attempt: &Attempt<'_>,
+    services: &NodeServices,
+    index: usize,
+) -> Result<Value, String> {
+    let key = attempt.idempotency_key.for_iteration(index, &step.id);
+    let mut attempt_number = 1;
+    loop {
+        match execute_body_step(&step.kind, Scope::loop_body(scope), &key, services).await {
+            StepOutcome::Succeeded(output) | StepOutcome::Branched { output, .. } => {
+                return Ok(output);
+            }
+            StepOutcome::Failed(error) => {
+                let random = UnitFraction::new(rand::random::<f64>()).unwrap_or(UnitFraction::ZERO);
+                match next_attempt(&step.retry, attempt_number, random) {
+                    RetryDecision::Retry { attempt, delay } => {
+                        tracing::debug!(
+                            loop.index = index,
+                            step.id = %step.id,
+                            %error,
+                            "a loop body step failed; retrying"
+                        );
+                        tokio::time::sleep(delay).await;
+                        attempt_number = attempt;
+                    }
+                    RetryDecision::GiveUp if attempt_number > 1 => {
+                        return Err(format!("{error} (after {attempt_number} attempts)"));
+                    }
+                    RetryDecision::GiveUp => return Err(error),
+                }
+            }
+        }
+    }
+}
