@@ -37,6 +37,11 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Redis, for a cluster: live run events reach subscribers on every node at once.
+    /// Unset: events are local to each process (other nodes read them from the database).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// Where local state lives: the embedded database and a generated master key.
     #[arg(long, env = "AOS_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

@@ -13,6 +13,8 @@ use aos_engine::http::{HttpClient, HttpPolicy};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 
+use aos_api::run_events::{REDIS_CHANNEL, RunEventBus};
+
 use crate::cli::EngineArgs;
 
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -86,4 +88,14 @@ fn hostname() -> Option<String> {
         .ok()
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
+}
+
+/// The live run-event bus: shared through Redis when a URL is given, else local.
+pub fn run_event_bus(redis_url: Option<&str>) -> anyhow::Result<RunEventBus> {
+    match redis_url.filter(|url| !url.trim().is_empty()) {
+        Some(url) => {
+            RunEventBus::with_redis(url, REDIS_CHANNEL).context("configuring Redis (--redis-url)")
+        }
+        None => Ok(RunEventBus::new()),
+    }
 }

@@ -50,9 +50,9 @@ async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     let store = std::sync::Arc::new(aos_persistence::SeaStore::new(db));
-    // No subscriber lives in this process: API nodes read this worker's events back from
-    // the journal.
-    let events = std::sync::Arc::new(aos_api::run_events::RunEventBus::new());
+    // No subscriber lives in this process: with Redis, API nodes hear this worker's
+    // events at once; without, they read them back from the journal.
+    let events = std::sync::Arc::new(engine::run_event_bus(args.database.redis_url.as_deref())?);
     let workers = engine::Workers::start(&args.engine, store, events)?;
     println!(
         "AutomationOS worker running {} workers",

@@ -15,14 +15,13 @@ use aos_api::config::{ApiConfig, GraphqlLimits};
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
-use aos_api::run_events::RunEventBus;
 use aos_api::state::{AppState, Inner};
 use aos_domain::ports::Store;
 
 use crate::cli::ServeArgs;
 use crate::engine::Workers;
-use aos_engine::scheduler::Scheduler;
 use crate::master_key;
+use aos_engine::scheduler::Scheduler;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let master_key = MasterKey::from_bytes(&master_key::load(
@@ -41,7 +40,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sea_store = Arc::new(aos_persistence::SeaStore::new(db.clone()));
     let store: Arc<dyn Store> = sea_store.clone();
-    let run_events = RunEventBus::new();
+    let run_events = crate::engine::run_event_bus(args.database.redis_url.as_deref())?;
     let workers = Workers::start(
         &args.engine,
         sea_store.clone(),

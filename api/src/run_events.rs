@@ -5,29 +5,154 @@
 //! whenever it sees a gap (it lagged, or an event was published on another node). So a
 //! lost or late publish delays an event, it never loses one.
 //!
-//! In process for now: a subscriber sees runs executed by this node's workers. Fan-out
-//! across nodes (Redis pub/sub) plugs in behind the same `RunEventSink`.
+//! With Redis (`--redis-url`), every node publishes its workers' events on one pub/sub
+//! channel and feeds the events of the other nodes into its local bus, so a subscriber on
+//! node B sees a run executing on node A as it happens. Without Redis, the bus is local
+//! and subscribers fall back to reading storage after a quiet second.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::broadcast;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
 
-use aos_domain::journal::RunEvent;
+use aos_domain::ids::WorkspaceId;
+use aos_domain::journal::{RunEvent, RunEventKind};
 use aos_domain::ports::RunEventSink;
+use aos_domain::run::RunId;
+
+/// The Redis channel all nodes of a cluster share.
+pub const REDIS_CHANNEL: &str = "aos:run-events";
 
 #[derive(Clone)]
-pub struct RunEventBus(broadcast::Sender<Arc<RunEvent>>);
+pub struct RunEventBus {
+    local: LocalBus,
+    /// Events to publish on Redis, drained by a background task; `None` without Redis.
+    remote: Option<mpsc::Sender<Vec<RunEvent>>>,
+}
 
-impl RunEventBus {
-    /// A subscriber this far behind is told it lagged and refills from storage.
-    const CAPACITY: usize = 4096;
+/// Routes each event to the subscribers of its run only, so a thousand `runEvents`
+/// subscriptions do not each wake for every event of every run; the run-status events
+/// also go to one channel for `workspaceRuns`.
+#[derive(Clone)]
+struct LocalBus {
+    statuses: broadcast::Sender<Arc<RunEvent>>,
+    runs: Arc<Mutex<HashMap<RunId, broadcast::Sender<Arc<RunEvent>>>>>,
+}
 
-    pub fn new() -> Self {
-        Self(broadcast::channel(Self::CAPACITY).0)
+impl LocalBus {
+    /// Per run: a subscriber this far behind refills from storage.
+    const RUN_CAPACITY: usize = 256;
+    /// Runs whose channel is checked for abandonment when a new one is made.
+    const SWEEP_ABOVE: usize = 1024;
+
+    fn new() -> Self {
+        Self {
+            statuses: broadcast::channel(RunEventBus::CAPACITY).0,
+            runs: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RunEvent>> {
-        self.0.subscribe()
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, broadcast::Sender<Arc<RunEvent>>>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.runs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn subscribe_run(&self, run_id: RunId) -> broadcast::Receiver<Arc<RunEvent>> {
+        let mut runs = self.runs();
+        if runs.len() > Self::SWEEP_ABOVE {
+            runs.retain(|_, sender| sender.receiver_count() > 0);
+        }
+        runs.entry(run_id)
+            .or_insert_with(|| broadcast::channel(Self::RUN_CAPACITY).0)
+            .subscribe()
+    }
+
+    fn deliver(&self, event: Arc<RunEvent>) {
+        if is_status_change(event.kind) {
+            // No subscribers is not an error.
+            let _ = self.statuses.send(Arc::clone(&event));
+        }
+        let mut runs = self.runs();
+        if let Some(sender) = runs.get(&event.run_id) {
+            if sender.receiver_count() == 0 || event.kind.is_terminal() {
+                // Nobody listens any more, or nothing follows a terminal event; the
+                // receivers still read what was sent before the channel is dropped.
+                let _ = sender.send(Arc::clone(&event));
+                runs.remove(&event.run_id);
+            } else {
+                let _ = sender.send(event);
+            }
+        }
+    }
+}
+
+/// Events that change a run's status, which `workspaceRuns` reports.
+pub fn is_status_change(kind: RunEventKind) -> bool {
+    matches!(
+        kind,
+        RunEventKind::RunQueued
+            | RunEventKind::RunStarted
+            | RunEventKind::RunSucceeded
+            | RunEventKind::RunFailed
+            | RunEventKind::RunCancelled
+    )
+}
+
+impl RunEventBus {
+    /// A `workspaceRuns` subscriber this far behind skips to the newer changes.
+    const CAPACITY: usize = 4096;
+    /// Events waiting for Redis: beyond this, publishes are dropped (subscribers elsewhere
+    /// then read them from storage) rather than slowing the workers down.
+    const REDIS_BACKLOG: usize = 1024;
+
+    /// A bus local to this process.
+    pub fn new() -> Self {
+        Self {
+            local: LocalBus::new(),
+            remote: None,
+        }
+    }
+
+    /// A bus shared with every node that uses the same Redis and `channel`. Connection
+    /// problems are logged and retried in the background; until Redis is back, other
+    /// nodes see this node's events through storage.
+    pub fn with_redis(url: &str, channel: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let local = LocalBus::new();
+        let (remote, outgoing) = mpsc::channel(Self::REDIS_BACKLOG);
+        let node = uuid::Uuid::new_v4().to_string();
+        tokio::spawn(publish_to_redis(
+            client.clone(),
+            channel.to_owned(),
+            node.clone(),
+            outgoing,
+        ));
+        tokio::spawn(receive_from_redis(
+            client,
+            channel.to_owned(),
+            node,
+            local.clone(),
+        ));
+        Ok(Self {
+            local,
+            remote: Some(remote),
+        })
+    }
+
+    /// The live events of one run.
+    pub fn subscribe_run(&self, run_id: RunId) -> broadcast::Receiver<Arc<RunEvent>> {
+        self.local.subscribe_run(run_id)
+    }
+
+    /// The status changes of every run (`RUN_QUEUED`, `RUN_STARTED` and the ends).
+    pub fn subscribe_statuses(&self) -> broadcast::Receiver<Arc<RunEvent>> {
+        self.local.statuses.subscribe()
     }
 }
 
@@ -40,8 +165,189 @@ impl Default for RunEventBus {
 impl RunEventSink for RunEventBus {
     fn publish(&self, events: &[RunEvent]) {
         for event in events {
-            // No subscribers is not an error.
-            let _ = self.0.send(Arc::new(event.clone()));
+            self.local.deliver(Arc::new(event.clone()));
         }
+        if let Some(remote) = &self.remote
+            && remote.try_send(events.to_vec()).is_err()
+        {
+            tracing::warn!(
+                "the Redis publisher is behind; other nodes will read these run events from storage"
+            );
+        }
+    }
+}
+
+/// An event on the Redis channel, with the node that published it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEvent {
+    node: String,
+    run_id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    seq: i64,
+    at: DateTime<Utc>,
+    kind: String,
+    node_id: Option<String>,
+    message: String,
+    data: Option<serde_json::Value>,
+}
+
+impl WireEvent {
+    fn new(node: &str, event: &RunEvent) -> Self {
+        Self {
+            node: node.to_owned(),
+            run_id: event.run_id.as_uuid(),
+            workspace_id: event.workspace_id.as_uuid(),
+            seq: event.seq,
+            at: event.at,
+            kind: event.kind.as_str().to_owned(),
+            node_id: event.node_id.clone(),
+            message: event.message.clone(),
+            data: event.data.clone(),
+        }
+    }
+
+    fn into_event(self) -> Option<RunEvent> {
+        Some(RunEvent {
+            run_id: RunId::from_uuid(self.run_id),
+            workspace_id: WorkspaceId::from_uuid(self.workspace_id),
+            seq: self.seq,
+            at: self.at,
+            kind: RunEventKind::parse(&self.kind)?,
+            node_id: self.node_id,
+            message: self.message,
+            data: self.data,
+        })
+    }
+}
+
+async fn publish_to_redis(
+    client: redis::Client,
+    channel: String,
+    node: String,
+    mut outgoing: mpsc::Receiver<Vec<RunEvent>>,
+) {
+    let mut connection = None;
+    while let Some(events) = outgoing.recv().await {
+        if connection.is_none() {
+            match client.get_connection_manager().await {
+                Ok(manager) => connection = Some(manager),
+                Err(error) => {
+                    tracing::warn!(error = %error, "cannot reach Redis to publish run events");
+                    continue;
+                }
+            }
+        }
+        let Some(manager) = connection.as_mut() else {
+            continue;
+        };
+        for event in &events {
+            let Ok(payload) = serde_json::to_string(&WireEvent::new(&node, event)) else {
+                continue;
+            };
+            let published: redis::RedisResult<usize> =
+                redis::AsyncCommands::publish(manager, &channel, payload).await;
+            if let Err(error) = published {
+                tracing::warn!(error = %error, "publishing a run event on Redis failed");
+                break;
+            }
+        }
+    }
+}
+
+async fn receive_from_redis(client: redis::Client, channel: String, node: String, local: LocalBus) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        let Ok(wire) = serde_json::from_str::<WireEvent>(&payload) else {
+                            continue;
+                        };
+                        // This node's own events went to its local bus when published.
+                        if wire.node == node {
+                            continue;
+                        }
+                        if let Some(event) = wire.into_event() {
+                            local.deliver(Arc::new(event));
+                        }
+                    }
+                    tracing::warn!("the Redis subscription for run events ended; reconnecting");
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "subscribing to run events on Redis failed");
+                }
+            },
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot reach Redis to receive run events");
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::RunEventBus;
+    use aos_domain::ids::WorkspaceId;
+    use aos_domain::journal::{RunEvent, RunEventKind};
+    use aos_domain::ports::RunEventSink;
+    use aos_domain::run::RunId;
+
+    fn event(seq: i64) -> RunEvent {
+        RunEvent {
+            run_id: RunId::generate(),
+            workspace_id: WorkspaceId::generate(),
+            seq,
+            at: Utc::now(),
+            kind: RunEventKind::StepSucceeded,
+            node_id: Some("greet".into()),
+            message: "greet succeeded".into(),
+            data: Some(serde_json::json!({"output": {"n": 1}})),
+        }
+    }
+
+    /// Needs the machine's Redis; without `AOS_TEST_REDIS_URL` it reports and passes.
+    #[tokio::test]
+    async fn an_event_published_on_one_node_reaches_the_subscribers_of_another() {
+        let Ok(url) = std::env::var("AOS_TEST_REDIS_URL") else {
+            eprintln!("skipped: set AOS_TEST_REDIS_URL to run the Redis tests");
+            return;
+        };
+        let channel = format!("aos:test:{}", uuid::Uuid::new_v4().simple());
+        let node_a = RunEventBus::with_redis(&url, &channel).expect("bus A");
+        let node_b = RunEventBus::with_redis(&url, &channel).expect("bus B");
+        let sent = event(3);
+        let mut on_a = node_a.subscribe_run(sent.run_id);
+        let mut on_b = node_b.subscribe_run(sent.run_id);
+
+        // The subscriptions connect in the background: publish until B hears one.
+        let received = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                node_a.publish(std::slice::from_ref(&sent));
+                if let Ok(Ok(event)) =
+                    tokio::time::timeout(Duration::from_millis(200), on_b.recv()).await
+                {
+                    return event;
+                }
+            }
+        })
+        .await
+        .expect("node B receives node A's event through Redis");
+
+        assert_eq!(*received, sent);
+        let own = on_a
+            .recv()
+            .await
+            .expect("A's own event, from its local bus");
+        assert_eq!(*own, sent);
     }
 }

@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use aos_domain::access::{Action, Principal};
 use aos_domain::ids::WorkspaceId;
-use aos_domain::journal::{RunEvent, RunEventKind};
+use aos_domain::journal::RunEvent;
 use aos_domain::ports::ObjectRef;
 use aos_domain::run::RunId;
 
@@ -49,7 +49,7 @@ pub fn run_events(
     after_seq: i64,
 ) -> impl Stream<Item = ApiResult<RunEventObject>> {
     let feed = RunEventFeed {
-        live: state.run_events.subscribe(),
+        live: state.run_events.subscribe_run(run_id),
         state,
         principal,
         run_id,
@@ -138,14 +138,12 @@ pub fn workspace_runs(
     principal: Principal,
     workspace_id: WorkspaceId,
 ) -> impl Stream<Item = ApiResult<RunObject>> {
-    let live = state.run_events.subscribe();
+    let live = state.run_events.subscribe_statuses();
     futures::stream::unfold(Some((state, principal, live)), move |feed| async move {
         let (state, principal, mut live) = feed?;
         loop {
             let run_id = match live.recv().await {
-                Ok(event) if event.workspace_id == workspace_id && changes_status(event.kind) => {
-                    event.run_id
-                }
+                Ok(event) if event.workspace_id == workspace_id => event.run_id,
                 Ok(_) => continue,
                 // A slow subscriber skips changes it missed; the next one carries the
                 // run's current state anyway.
@@ -173,15 +171,4 @@ pub fn workspace_runs(
             }
         }
     })
-}
-
-fn changes_status(kind: RunEventKind) -> bool {
-    matches!(
-        kind,
-        RunEventKind::RunQueued
-            | RunEventKind::RunStarted
-            | RunEventKind::RunSucceeded
-            | RunEventKind::RunFailed
-            | RunEventKind::RunCancelled
-    )
 }

@@ -98,7 +98,7 @@ pub async fn hook(
         queued_at: chrono::Utc::now(),
     };
     // Subscribed before the run exists, so its end cannot slip by unseen.
-    let mut live = app.run_events.subscribe();
+    let mut live = app.run_events.subscribe_run(run.id);
     let run = match app.store.enqueue_triggered(&target, run).await {
         Ok(run) => run,
         Err(error) => return internal(error),
