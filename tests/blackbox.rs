@@ -11,6 +11,8 @@ mod harness;
 mod architecture;
 #[path = "blackbox/auth.rs"]
 mod auth;
+#[path = "blackbox/crash.rs"]
+mod crash;
 #[path = "blackbox/isolation.rs"]
 mod isolation;
 #[path = "blackbox/nodes.rs"]

@@ -335,6 +335,42 @@ impl Drop for TestApp {
     }
 }
 
+// ---- crashes ----
+
+/// What a killed server leaves behind, for another server to start on: its data dir (the
+/// SQLite file and `master.key`) and its database.
+pub struct Remains {
+    pub data_dir: DataDir,
+    pub database: Option<TestDatabase>,
+}
+
+impl TestApp {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would: no graceful
+    /// shutdown, no run handed back. Its data dir and database survive for a restart
+    /// (`builder().data_dir(remains.data_dir).database(remains.database)`).
+    pub fn kill_hard(mut self) -> Remains {
+        assert!(
+            self.is_running(),
+            "the server died before the test killed it\n{}",
+            tail_text(&self.stderr_tail)
+        );
+        // On Unix `Child::kill` sends SIGKILL.
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the killed server");
+        // An empty path names no directory, so this stand-in removes nothing on drop.
+        let data_dir = std::mem::replace(&mut self.data_dir, DataDir(PathBuf::new()));
+        Remains {
+            data_dir,
+            database: self.database.take(),
+        }
+    }
+}
+
 /// A signed-in user.
 #[derive(Clone, Debug)]
 pub struct Session {
