@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::harness::{
-    RUN_EVENTS_SUBSCRIPTION, Session, TestApp, WORKSPACE_RUNS_SUBSCRIPTION, WsClient,
+    RUN_EVENTS_SUBSCRIPTION, Session, TestApp, TestDatabase, WORKSPACE_RUNS_SUBSCRIPTION, WsClient,
     assert_contiguous_events, assert_error_code, definitions, pretty, string_at,
     subscription_error_codes,
 };
@@ -127,6 +127,55 @@ async fn a_live_subscriber_gets_every_event_once_and_then_complete() {
         events_of(&run),
         "the subscription delivers what the run stores"
     );
+}
+
+/// Two nodes on one Postgres and one Redis: B runs no workers, so every event of the run
+/// comes from A's worker, and B's subscriber must see all of them, live and in order.
+#[tokio::test]
+async fn a_subscriber_on_another_node_sees_a_run_executed_on_the_first() {
+    let (Some(database), Ok(redis_url)) = (
+        TestDatabase::create_if_configured().await,
+        std::env::var("AOS_TEST_REDIS_URL"),
+    ) else {
+        eprintln!("skipped: two nodes need AOS_TEST_DATABASE_URL and AOS_TEST_REDIS_URL");
+        return;
+    };
+    let master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let node = |workers: &str| {
+        TestApp::builder()
+            .env("AOS_MASTER_KEY", master_key)
+            .env("REDIS_URL", &redis_url)
+            .database(None)
+            .arg("--database-url")
+            .arg(&database.url)
+            .arg("--workers")
+            .arg(workers)
+    };
+    let executor = node("4").spawn().await;
+    let watcher = node("0").spawn().await;
+    let (owner, workspace_id) = owner_with_workspace(&executor, "owner@example.com").await;
+    let workflow_id = new_workflow(
+        &executor,
+        &owner.access_token,
+        &workspace_id,
+        definitions::delayed(300),
+    )
+    .await;
+    let mut socket = connected(&watcher, &owner.access_token).await;
+
+    let run_id = start_run(&watcher, &owner.access_token, &workflow_id).await;
+    subscribe_to_run(&mut socket, "events", &run_id, None).await;
+    let delivered = events_until_complete(&mut socket, "events").await;
+
+    assert_contiguous_events(&run_id, &delivered);
+    assert_eq!(
+        kinds(&delivered).last().copied(),
+        Some("RUN_SUCCEEDED"),
+        "{:?}",
+        kinds(&delivered)
+    );
+    let run = executor.wait_for_run(&owner.access_token, &run_id).await;
+    assert_eq!(delivered, events_of(&run));
 }
 
 #[tokio::test]
