@@ -145,6 +145,18 @@ impl RunEventBus {
         })
     }
 
+    /// How long a subscriber waits for a live event before it reads storage itself. With
+    /// Redis every node's events arrive on the bus, and the read is only a safety net
+    /// (a publish lost while Redis was away); without it, it is how events journaled by
+    /// another process (a `worker`) reach this node's subscribers.
+    pub fn quiet_refill(&self) -> Duration {
+        if self.remote.is_some() {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+
     /// The live events of one run.
     pub fn subscribe_run(&self, run_id: RunId) -> broadcast::Receiver<Arc<RunEvent>> {
         self.local.subscribe_run(run_id)

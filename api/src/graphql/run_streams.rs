@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use tokio::sync::broadcast;
@@ -26,9 +25,6 @@ use crate::authz::{scope_for, scope_in};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-/// How long a subscriber waits for a live event before it looks in storage itself: the
-/// bound on delay for events journaled by a worker on another node.
-const QUIET_REFILL: Duration = Duration::from_secs(1);
 const REFILL_BATCH: u64 = 500;
 
 struct RunEventFeed {
@@ -82,7 +78,8 @@ impl RunEventFeed {
                 self.refill().await?;
                 continue;
             }
-            match tokio::time::timeout(QUIET_REFILL, self.live.recv()).await {
+            let quiet = self.state.run_events.quiet_refill();
+            match tokio::time::timeout(quiet, self.live.recv()).await {
                 // Quiet for a while, or fell behind: look in storage.
                 Err(_) | Ok(Err(RecvError::Lagged(_))) => self.needs_refill = true,
                 Ok(Err(RecvError::Closed)) => return Ok(None),
