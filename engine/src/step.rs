@@ -167,6 +167,8 @@ async fn code(
         steps: scope.get("steps"),
         vars: scope.get("vars"),
         run: scope.get("run"),
+        item: scope.get("item"),
+        index: scope.get("index"),
     };
     run_code(&config.source, input, &services.code_limits)
         .await

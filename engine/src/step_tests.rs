@@ -303,7 +303,7 @@ fn loop_over_five(concurrency: u32, url: &str) -> Value {
             {"id": "call", "type": "http.request", "config": {
                 "method": "POST", "url": format!("{url}/items/{{{{ item }}}}"), "body": "{{ steps.shape }}"}},
             {"id": "sum", "type": "code", "config": {
-                "source": "return { at: run.index, item: run.item, echoed: steps.call.body.got.letter, status: steps.call.status, start: steps.start.n };"}}
+                "source": "return { at: index, item: item, echoed: steps.call.body.got.letter, status: steps.call.status, start: steps.start.n };"}}
         ]
     }})
 }

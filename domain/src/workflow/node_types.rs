@@ -491,8 +491,8 @@ impl MergeMode {
 ///
 /// Scope: body templates see everything the loop node sees, plus `item` (the current
 /// element), `index` (its position from 0) and, as `steps.<id>`, the earlier body steps of
-/// the same iteration. A `code` body step, whose function only has `trigger, steps, vars,
-/// run`, finds them as `run.item` and `run.index`. Nothing outside the body sees body
+/// the same iteration. A `code` body step gets `item` and `index` as parameters too (and,
+/// as before, `run.item` and `run.index`). Nothing outside the body sees body
 /// steps: body ids may not repeat a graph node's id, and `item` outside a body is a parse
 /// error.
 ///

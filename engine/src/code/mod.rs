@@ -77,6 +77,9 @@ pub struct CodeInput {
     pub vars: serde_json::Value,
     /// `{id, workflowId}` of the run.
     pub run: serde_json::Value,
+    /// Inside a `loop` body: the current item and its index; `null` elsewhere.
+    pub item: serde_json::Value,
+    pub index: serde_json::Value,
 }
 
 /// What a run produced: its result and the lines it wrote with `console.*`, kept even

@@ -100,6 +100,8 @@ impl Run<'_> {
             self.json_argument(ctx, &input.steps)?,
             self.json_argument(ctx, &input.vars)?,
             self.json_argument(ctx, &input.run)?,
+            self.json_argument(ctx, &input.item)?,
+            self.json_argument(ctx, &input.index)?,
         );
 
         let function = self.compile(ctx, source, &function_source)?;

@@ -15,6 +15,8 @@ fn input() -> CodeInput {
         steps: json!({"greet": {"message": "Hello Ada"}}),
         vars: json!({"region": "eu"}),
         run: json!({"id": "run-1", "workflowId": "wf-1"}),
+        item: serde_json::Value::Null,
+        index: serde_json::Value::Null,
     }
 }
 
@@ -99,6 +101,21 @@ async fn sees_trigger_steps_vars_and_run() {
         run("return `${steps.greet.message}, ${trigger.body.n * 2} from ${vars.region}`").await,
         Ok(json!("Hello Ada, 42 from eu"))
     );
+}
+
+#[tokio::test]
+async fn sees_the_loop_item_and_index_and_null_outside_a_loop() {
+    let in_loop = CodeInput {
+        item: json!({"letter": "b"}),
+        index: json!(1),
+        ..input()
+    };
+
+    let inside = run_code("return {item, index}", in_loop, &quick_limits()).await;
+    let outside = run("return {item, index}").await;
+
+    assert_eq!(inside, Ok(json!({"item": {"letter": "b"}, "index": 1})));
+    assert_eq!(outside, Ok(json!({"item": null, "index": null})));
 }
 
 #[tokio::test]
@@ -494,7 +511,7 @@ async fn bodies_that_merely_look_like_escapes_still_run() {
         ("return '}); (function(){'", json!("}); (function(){")),
         ("const f = function () { return 2 }; return f()", json!(2)),
         ("'use strict'; return this === undefined", json!(true)),
-        ("return arguments.length", json!(4)),
+        ("return arguments.length", json!(6)),
     ];
     for (source, expected) in cases {
         assert_eq!(run(source).await, Ok(expected), "source: {source}");
@@ -658,8 +675,12 @@ fn only_the_wrapper_itself_is_the_function() {
 
     assert_eq!(
         wrapped.script(),
-        "(async function (trigger, steps, vars, run) {\nreturn 1\n})"
+        "(async function (trigger, steps, vars, run, item, index) {\nreturn 1\n})"
     );
-    assert!(wrapped.is_the_function("async function (trigger, steps, vars, run) {\nreturn 1\n}"));
+    assert!(
+        wrapped.is_the_function(
+            "async function (trigger, steps, vars, run, item, index) {\nreturn 1\n}"
+        )
+    );
     assert!(!wrapped.is_the_function("function(){\n}"));
 }

@@ -15,7 +15,7 @@
 pub(super) const FILE_NAME: &str = "code";
 
 /// The names the body sees, in the order the function is called with.
-const PARAMETERS: &str = "trigger, steps, vars, run";
+const PARAMETERS: &str = "trigger, steps, vars, run, item, index";
 
 /// The author's body inside an async function of [`PARAMETERS`].
 pub(super) struct WrappedSource {
