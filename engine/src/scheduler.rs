@@ -8,7 +8,7 @@
 //! by more than one tick fires only the latest, so a stalled process does not flood the
 //! queue when it wakes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,6 +40,9 @@ pub struct Scheduler {
     events: Arc<dyn RunEventSink>,
     wake_workers: Arc<dyn Fn() + Send + Sync>,
     schedules: HashMap<WorkflowId, Schedule>,
+    /// Active workflow versions known not to start with a schedule, so a refresh does not
+    /// parse their definitions again every time.
+    unscheduled: HashSet<(WorkflowId, i32)>,
 }
 
 impl Scheduler {
@@ -53,6 +56,7 @@ impl Scheduler {
             events,
             wake_workers,
             schedules: HashMap::new(),
+            unscheduled: HashSet::new(),
         }
     }
 
@@ -79,24 +83,33 @@ impl Scheduler {
     async fn refresh(&mut self, now: DateTime<Utc>) -> Result<(), aos_domain::DomainError> {
         let active = self.store.active_workflows().await?;
         let mut current = HashMap::new();
+        let mut unscheduled = HashSet::new();
         for target in active {
-            let Some(config) = schedule_of(&target) else {
+            let key = (target.workflow_id, target.version);
+            if self.unscheduled.contains(&key) {
+                unscheduled.insert(key);
                 continue;
-            };
-            let checked_until = match self.schedules.remove(&target.workflow_id) {
-                Some(known) if known.target.version == target.version => known.checked_until,
-                _ => now,
-            };
-            current.insert(
-                target.workflow_id,
-                Schedule {
-                    target,
-                    config,
-                    checked_until,
+            }
+            // A version is immutable: one already known keeps its parsed schedule and
+            // its progress; only new versions are parsed.
+            let schedule = match self.schedules.remove(&target.workflow_id) {
+                Some(known) if known.target.version == target.version => known,
+                _ => match schedule_of(&target) {
+                    Some(config) => Schedule {
+                        target,
+                        config,
+                        checked_until: now,
+                    },
+                    None => {
+                        unscheduled.insert(key);
+                        continue;
+                    }
                 },
-            );
+            };
+            current.insert(schedule.target.workflow_id, schedule);
         }
         self.schedules = current;
+        self.unscheduled = unscheduled;
         Ok(())
     }
 
