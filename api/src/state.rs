@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use aos_domain::ports::Store;
+use aos_domain::journal::Run;
+use aos_domain::ports::{RunEventSink, Store};
 
 use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
@@ -30,6 +31,12 @@ pub struct Inner {
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// After a run was queued: tells live subscribers and wakes a worker of this node.
+    pub fn announce_queued(&self, run: &Run) {
+        self.run_events.publish(&[run.queued_event()]);
+        (self.wake_workers)();
     }
 }
 

@@ -144,15 +144,16 @@ impl Run {
     /// The `RUN_QUEUED` event every run is stored with (always seq 1), for publishing to
     /// live subscribers without reading it back.
     pub fn queued_event(&self) -> RunEvent {
+        let event = NewRunEvent::queued(self.trigger, self.created_at);
         RunEvent {
             run_id: self.id,
             workspace_id: self.workspace_id,
             seq: 1,
-            at: self.created_at,
-            kind: RunEventKind::RunQueued,
-            node_id: None,
-            message: "queued".into(),
-            data: Some(serde_json::json!({"trigger": self.trigger.as_str()})),
+            at: event.at,
+            kind: event.kind,
+            node_id: event.node_id,
+            message: event.message,
+            data: event.data,
         }
     }
 }
@@ -183,6 +184,19 @@ pub struct NewRunEvent {
     pub message: String,
     pub data: Option<Value>,
     pub at: DateTime<Utc>,
+}
+
+impl NewRunEvent {
+    /// The first event of every run, stored with it when it is queued.
+    pub fn queued(trigger: RunTrigger, at: DateTime<Utc>) -> Self {
+        Self {
+            kind: RunEventKind::RunQueued,
+            node_id: None,
+            message: "queued".into(),
+            data: Some(serde_json::json!({"trigger": trigger.as_str()})),
+            at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -24,7 +24,7 @@ use sha2::Sha256;
 use tokio::sync::broadcast::error::RecvError;
 
 use aos_domain::journal::{NewRun, Run, RunTrigger, StepRecord};
-use aos_domain::ports::{RunEventSink, TriggerTarget};
+use aos_domain::ports::TriggerTarget;
 use aos_domain::run::{RunId, RunStatus, StepStatus};
 use aos_domain::workflow::node_types::{
     HttpMethod, NodeKind, NodeType, WebhookResponse, WebhookTriggerConfig,
@@ -103,8 +103,7 @@ pub async fn hook(
         Ok(run) => run,
         Err(error) => return internal(error),
     };
-    app.run_events.publish(&[run.queued_event()]);
-    (app.wake_workers)();
+    app.announce_queued(&run);
     if config.respond == WebhookResponse::Immediately {
         return accepted(run.id);
     }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{NullOrdering, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, JsonValue, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    IntoActiveModel, Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -151,17 +151,7 @@ pub(crate) async fn insert_run(
         started_at: None,
         finished_at: None,
     };
-    let queued = NewRunEvent {
-        kind: RunEventKind::RunQueued,
-        node_id: None,
-        message: "queued".to_owned(),
-        data: Some(JsonValue::Object(
-            [("trigger".to_owned(), JsonValue::from(run.trigger.as_str()))]
-                .into_iter()
-                .collect(),
-        )),
-        at: queued_at,
-    };
+    let queued = NewRunEvent::queued(run.trigger, queued_at);
     let pinned = workflow_versions::Entity::find_by_id((row.workflow_id, row.workflow_version))
         .filter(workflow_versions::Column::WorkspaceId.eq(workspace_id))
         .select_only()

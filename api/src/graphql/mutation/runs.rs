@@ -169,8 +169,7 @@ async fn scope_of(
 /// Stores the run, tells live subscribers and wakes a worker.
 async fn queue(state: &AppState, scope: &WorkspaceScope, run: NewRun) -> ApiResult<Run> {
     let run = state.store.enqueue_run(scope, run).await?;
-    state.run_events.publish(&[run.queued_event()]);
-    (state.wake_workers)();
+    state.announce_queued(&run);
     Ok(run)
 }
 
