@@ -104,6 +104,12 @@ pub struct ServeArgs {
     #[arg(long, env = "AOS_MASTER_KEY", hide_env_values = true)]
     pub master_key: Option<String>,
 
+    /// Webhook runs (`respond: onCompletion`) this node executes at once itself, on top of
+    /// its workers, instead of queueing them; 0 queues every run. Past the limit, runs
+    /// are queued.
+    #[arg(long, env = "AOS_RUNS_IN_PLACE", default_value_t = 64)]
+    pub runs_in_place: usize,
+
     /// Skip migrations at start (for clusters that migrate as a release step).
     #[arg(long, env = "AOS_NO_MIGRATE")]
     pub no_migrate: bool,

@@ -28,6 +28,7 @@ pub struct Workers {
 impl Workers {
     pub fn start(
         args: &EngineArgs,
+        in_place_limit: usize,
         queue: Arc<dyn RunQueue>,
         events: Arc<dyn RunEventSink>,
     ) -> anyhow::Result<Self> {
@@ -49,6 +50,7 @@ impl Workers {
             concurrency: args.workers,
             lease: Duration::from_millis(args.run_lease_ms.max(1_000)),
             per_workspace_limit: args.runs_per_workspace.max(1),
+            in_place_limit,
             ..EngineConfig::default()
         };
         let engine = Engine::new(queue, services, events, config);

@@ -53,7 +53,7 @@ async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
     // No subscriber lives in this process: with Redis, API nodes hear this worker's
     // events at once; without, they read them back from the journal.
     let events = std::sync::Arc::new(engine::run_event_bus(args.database.redis_url.as_deref())?);
-    let workers = engine::Workers::start(&args.engine, store, events)?;
+    let workers = engine::Workers::start(&args.engine, 0, store, events)?;
     println!(
         "AutomationOS worker running {} workers",
         args.engine.workers

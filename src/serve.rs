@@ -12,11 +12,13 @@ use tokio::net::TcpListener;
 use aos_api::auth::jwt::SigningKeys;
 use aos_api::auth::sealing::MasterKey;
 use aos_api::config::{ApiConfig, GraphqlLimits};
+use aos_api::definitions::DefinitionCache;
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
 use aos_api::state::{AppState, Inner};
-use aos_domain::ports::Store;
+use aos_domain::ports::{RunExecutor, Store};
+use aos_engine::worker::InPlaceExecutor;
 
 use crate::cli::ServeArgs;
 use crate::engine::Workers;
@@ -43,6 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let run_events = crate::engine::run_event_bus(args.database.redis_url.as_deref())?;
     let workers = Workers::start(
         &args.engine,
+        args.runs_in_place,
         sea_store.clone(),
         Arc::new(run_events.clone()),
     )?;
@@ -80,6 +83,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         workflow_events: WorkflowEventBus::new(),
         run_events,
         wake_workers,
+        // An API-only node (no workers) executes no runs, not even in place.
+        run_now: (args.runs_in_place > 0 && args.engine.workers > 0).then(|| {
+            Arc::new(InPlaceExecutor(Arc::clone(&workers.engine))) as Arc<dyn RunExecutor>
+        }),
+        definitions: DefinitionCache::default(),
         keys,
         readiness: Arc::new(move || {
             let db = readiness_db.clone();

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod definitions;
 pub mod error;
 pub mod events;
 pub mod graphql;

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use aos_domain::journal::Run;
-use aos_domain::ports::{RunEventSink, Store};
+use aos_domain::ports::{RunEventSink, RunExecutor, Store};
 
 use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
+use crate::definitions::DefinitionCache;
 use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
 use crate::run_events::RunEventBus;
@@ -24,6 +25,9 @@ pub struct Inner {
     /// Tells this node's workers that a run was queued (or asked to cancel), so one picks
     /// it up without waiting for its next poll.
     pub wake_workers: Arc<dyn Fn() + Send + Sync>,
+    /// Executes webhook runs at once on this node, when it executes runs at all.
+    pub run_now: Option<Arc<dyn RunExecutor>>,
+    pub definitions: DefinitionCache,
     /// Answers /readyz: whether the database can be reached now.
     pub readiness: Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
 }

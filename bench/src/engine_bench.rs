@@ -294,6 +294,7 @@ async fn drain(
             poll_interval: Duration::from_millis(250),
             // All runs are in one workspace; the product default (4) would cap the pool.
             per_workspace_limit: 10_000,
+            in_place_limit: 0,
         },
     );
     let (stop, stopped) = watch::channel(false);

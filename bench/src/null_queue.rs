@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use aos_domain::DomainError;
 use aos_domain::ids::{WorkflowId, WorkspaceId};
-use aos_domain::journal::{ClaimedRun, Journal, Lease, Run, RunEvent, RunTrigger};
+use aos_domain::journal::{
+    ClaimedRun, Journal, Lease, NewRun, NewRunEvent, Run, RunEvent, RunTrigger,
+};
 use aos_domain::ports::{LeaseRenewal, QueueError, RunQueue};
 use aos_domain::run::{RunId, RunStatus};
 use async_trait::async_trait;
@@ -73,9 +75,41 @@ impl RunQueue for NullQueue {
         _now_ms: i64,
         _lease_ms: i64,
     ) -> Result<LeaseRenewal, QueueError> {
-        // Numbered as storage would, so publishing costs what it costs for real.
-        let events = journal
-            .events
+        Ok(LeaseRenewal {
+            cancel_requested: false,
+            events: self.numbered(lease, journal.events),
+        })
+    }
+
+    async fn insert_claimed(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        worker: &str,
+        journal: Journal,
+        _now_ms: i64,
+        _lease_ms: i64,
+    ) -> Result<(Lease, LeaseRenewal), QueueError> {
+        let lease = Lease {
+            run_id: run.id,
+            workspace_id,
+            worker: worker.to_owned(),
+            fencing_token: 1,
+        };
+        let mut events = vec![NewRunEvent::queued(run.trigger, run.queued_at)];
+        events.extend(journal.events);
+        let renewal = LeaseRenewal {
+            cancel_requested: false,
+            events: self.numbered(&lease, events),
+        };
+        Ok((lease, renewal))
+    }
+}
+
+impl NullQueue {
+    /// Numbered as storage would, so publishing costs what it costs for real.
+    fn numbered(&self, lease: &Lease, events: Vec<NewRunEvent>) -> Vec<RunEvent> {
+        events
             .into_iter()
             .map(|event| RunEvent {
                 run_id: lease.run_id,
@@ -87,10 +121,6 @@ impl RunQueue for NullQueue {
                 message: event.message,
                 data: event.data,
             })
-            .collect();
-        Ok(LeaseRenewal {
-            cancel_requested: false,
-            events,
-        })
+            .collect()
     }
 }

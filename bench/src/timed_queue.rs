@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use aos_domain::DomainError;
-use aos_domain::journal::{ClaimedRun, Journal, Lease};
+use aos_domain::ids::WorkspaceId;
+use aos_domain::journal::{ClaimedRun, Journal, Lease, NewRun};
 use aos_domain::ports::{LeaseRenewal, QueueError, RunQueue};
 use async_trait::async_trait;
 
@@ -76,7 +77,7 @@ impl RunQueue for TimedQueue {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<LeaseRenewal, QueueError> {
-        let empty = journal.steps.is_empty() && journal.events.is_empty() && journal.run.is_none();
+        let empty = journal.is_empty();
         let started = Instant::now();
         let renewal = self.inner.journal(lease, journal, now_ms, lease_ms).await;
         if empty {
@@ -85,5 +86,23 @@ impl RunQueue for TimedQueue {
             self.record(|times| &mut times.writes, started);
         }
         renewal
+    }
+
+    async fn insert_claimed(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        worker: &str,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<(Lease, LeaseRenewal), QueueError> {
+        let started = Instant::now();
+        let inserted = self
+            .inner
+            .insert_claimed(workspace_id, run, worker, journal, now_ms, lease_ms)
+            .await;
+        self.record(|times| &mut times.writes, started);
+        inserted
     }
 }

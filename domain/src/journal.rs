@@ -232,11 +232,9 @@ pub struct ClaimedRun {
     pub steps: Vec<StepRecord>,
 }
 
-/// How a journal write changes the run itself.
+/// How a journal write changes the run itself (after starting it, if it `starts`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunChange {
-    /// QUEUED → RUNNING.
-    Started { at: DateTime<Utc> },
     /// The run ended; it leaves the queue.
     Finished {
         status: RunStatus,
@@ -250,11 +248,35 @@ pub enum RunChange {
 }
 
 /// One atomic write of a worker: step results, their events, and the run's change.
+///
+/// A run's start travels with whatever the worker writes first (its first steps, or even
+/// its end), so starting a run costs no write of its own.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Journal {
+    /// QUEUED → RUNNING at this time, before `run` applies.
+    pub starts: Option<DateTime<Utc>>,
     pub steps: Vec<StepRecord>,
     pub events: Vec<NewRunEvent>,
     pub run: Option<RunChange>,
+}
+
+impl Journal {
+    /// Whether the write would change anything beyond extending the lease.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_none()
+            && self.steps.is_empty()
+            && self.events.is_empty()
+            && self.run.is_none()
+    }
+}
+
+/// How a run ended, as the worker that ended it knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub steps: Vec<StepRecord>,
 }
 
 /// Why a journal write was refused.

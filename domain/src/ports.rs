@@ -5,6 +5,8 @@
 //! the caller's. Every method on workspace-owned data takes a `WorkspaceScope`, and its
 //! implementation filters every query by `scope.workspace_id()`.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -13,12 +15,12 @@ use crate::api_token::{ApiToken, ApiTokenName, Scopes};
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{ApiTokenId, RefreshTokenId, SessionFamilyId, UserId, WorkflowId, WorkspaceId};
 use crate::journal::{
-    ClaimedRun, Journal, JournalRefusal, Lease, NewRun, Run, RunEvent, StepRecord,
+    ClaimedRun, Journal, JournalRefusal, Lease, NewRun, Run, RunEvent, RunOutcome, StepRecord,
 };
 use crate::page::{Page, PageRequest};
 use crate::run::{RunId, RunStatus};
 use crate::user::{Email, User, UserCredentials, UserName};
-use crate::workflow::{NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
+use crate::workflow::{Definition, NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
 use crate::workspace::{Member, Role, Workspace, WorkspaceName};
 
 #[async_trait]
@@ -317,6 +319,19 @@ pub trait RunQueue: Send + Sync {
         now_ms: i64,
         lease_ms: i64,
     ) -> Result<LeaseRenewal, QueueError>;
+    /// Stores a run that `worker` executes at once instead of queueing it: the run, its
+    /// `RUN_QUEUED` event and `journal` in one write, under a new lease until
+    /// `now_ms + lease_ms`. `NotFound("workflow")` when the pinned version is not in the
+    /// workspace.
+    async fn insert_claimed(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        worker: &str,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<(Lease, LeaseRenewal), QueueError>;
 }
 
 /// A workflow as its triggers see it: where it lives and what it runs now.
@@ -357,6 +372,31 @@ pub trait TriggerStore: Send + Sync {
 /// storage by `seq`, so nothing is lost when a publish is.
 pub trait RunEventSink: Send + Sync {
     fn publish(&self, events: &[RunEvent]);
+}
+
+/// What became of a run handed to [`RunExecutor::execute_now`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecutedRun {
+    /// It ran to its end in place.
+    Ended(RunOutcome),
+    /// It is stored and goes on in the queue (it waits on a timer or a retry, or its
+    /// worker lost it): follow it by its events.
+    Continues,
+    /// The executor is at its limit and did not start it: queue it instead.
+    Declined(Box<NewRun>),
+}
+
+/// Executes a run in the process that received it, without the queue round trip: the
+/// run is stored only with its first journal write (for a run of pure steps, its end), so
+/// a crash before that leaves no trace and the caller, who got no answer, may retry.
+#[async_trait]
+pub trait RunExecutor: Send + Sync {
+    async fn execute_now(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        definition: Arc<Definition>,
+    ) -> DomainResult<ExecutedRun>;
 }
 
 /// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.

@@ -2,18 +2,24 @@
 //! step by step until it ends, sleeps (a delay or a retry backoff), is handed back at
 //! shutdown, or is lost to another worker.
 //!
-//! Durability: a step's result is journaled, with its events and the skips it causes,
-//! before the next step starts, and every write carries the claim's fencing token, so a
-//! worker that lost its lease (stalled past its lease, or partitioned away) commits
-//! nothing. A side-effecting step (`http.request`, or a `loop` whose body has one) is
+//! Durability: every write carries the claim's fencing token, so a worker that lost its
+//! lease (stalled past its lease, or partitioned away) commits nothing. A side-effecting
+//! step's result is journaled, with its events and the skips it causes, before the next
+//! step starts. Pure steps (`set`, `if`, `code`, ...) are journaled with the next write
+//! the run needs anyway (a side effect, a wait, its end), or once they have waited
+//! [`BUFFER_FOR`]: nobody has seen them before that write, and a worker that resumes the
+//! run computes them again from the same journaled inputs. A side-effecting step (`http.request`, or a `loop` whose body has one) is
 //! journaled as RUNNING before it executes, and a step found RUNNING on resume is executed again with the same
 //! idempotency key: at-least-once execution that a receiver honouring `Idempotency-Key`
 //! turns into effectively-once. Waits hold no worker: the run is put back in the queue
 //! with the time it becomes claimable.
 //!
-//! Events: the run's status change and its event are one write, and a write carries at
-//! most one status change, so `RUN_STARTED` is journaled on its own before any step.
-//! Every step event is journaled with the step record it describes.
+//! Events: a run's start and its `RUN_STARTED` event go with its first write. Every step
+//! event is journaled with the step record it describes.
+//!
+//! A run can also be executed at once by the process that received it
+//! ([`Engine::execute_now`], for webhooks): it is stored with its first write, so a run
+//! of pure steps costs one write in all.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,15 +27,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use aos_domain::ids::WorkflowId;
+use aos_domain::error::{DomainError, DomainResult};
+use aos_domain::ids::{WorkflowId, WorkspaceId};
 use aos_domain::journal::{
-    ClaimedRun, Journal, Lease, NewRunEvent, Run, RunChange, RunEventKind, StepRecord,
+    ClaimedRun, Journal, JournalRefusal, Lease, NewRun, NewRunEvent, RunChange, RunEventKind,
+    RunOutcome, StepRecord,
 };
-use aos_domain::ports::{QueueError, RunEventSink, RunQueue};
+use aos_domain::ports::{ExecutedRun, QueueError, RunEventSink, RunExecutor, RunQueue};
 use aos_domain::run::{
     IdempotencyKey, IfBranch, RetryDecision, RunEnd, RunId, RunStatus, Scheduler, StepOutcome,
     StepStatus, UnitFraction, next_attempt,
@@ -51,6 +59,9 @@ pub struct EngineConfig {
     /// another node, timers coming due).
     pub poll_interval: Duration,
     pub per_workspace_limit: u32,
+    /// How many runs this process executes at once in place ([`Engine::execute_now`]),
+    /// besides its workers; 0 sends every run through the queue.
+    pub in_place_limit: usize,
 }
 
 impl Default for EngineConfig {
@@ -61,12 +72,18 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(250),
             per_workspace_limit: 4,
+            in_place_limit: 64,
         }
     }
 }
 
 /// Heartbeats come three times per lease, but never in a busy loop.
 const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+/// How long pure steps' results may wait for a write: the delay a live subscriber may see
+/// on a run of slow `code` steps.
+pub const BUFFER_FOR: Duration = Duration::from_millis(250);
+/// Events held back at most, so that one write stays small.
+const MAX_BUFFERED_EVENTS: usize = 256;
 
 pub struct Engine {
     queue: Arc<dyn RunQueue>,
@@ -74,6 +91,7 @@ pub struct Engine {
     events: Arc<dyn RunEventSink>,
     config: EngineConfig,
     wake: Notify,
+    in_place: Arc<Semaphore>,
 }
 
 impl Engine {
@@ -87,6 +105,7 @@ impl Engine {
             queue,
             services,
             events,
+            in_place: Arc::new(Semaphore::new(config.in_place_limit)),
             config,
             wake: Notify::new(),
         })
@@ -126,7 +145,7 @@ impl Engine {
                         .instrument(span)
                         .await;
                     match driven {
-                        Ok(()) => {}
+                        Ok(_) => {}
                         Err(QueueError::Refused(refusal)) => {
                             tracing::info!(run.id = %run_id, %refusal, "stopped driving a run");
                         }
@@ -168,16 +187,74 @@ impl Engine {
 
     /// Drives one claimed run until it ends, sleeps or is lost.
     pub async fn drive(&self, claimed: ClaimedRun) -> Result<(), QueueError> {
-        self.drive_until(claimed, None).await
+        self.drive_until(claimed, None).await.map(drop)
+    }
+
+    /// Executes a new run here and now, without queueing it first (see
+    /// [`RunExecutor`]). The run goes on in a task of its own, so a caller that stops
+    /// waiting does not interrupt it.
+    pub async fn execute_now(
+        self: &Arc<Self>,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        definition: Arc<Definition>,
+    ) -> DomainResult<ExecutedRun> {
+        let Ok(permit) = Arc::clone(&self.in_place).try_acquire_owned() else {
+            return Ok(ExecutedRun::Declined(Box::new(run)));
+        };
+        let engine = Arc::clone(self);
+        let span = tracing::info_span!("run", run.id = %run.id, workspace.id = %workspace_id);
+        let task = tokio::spawn(
+            async move {
+                let executed = engine.drive_new(workspace_id, run, &definition).await;
+                drop(permit);
+                executed
+            }
+            .instrument(span),
+        );
+        task.await.map_err(DomainError::internal)?
+    }
+
+    async fn drive_new(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        definition: &Definition,
+    ) -> DomainResult<ExecutedRun> {
+        let mut state =
+            RunState::resume(definition, &[], run.id, run.workflow_id, run.input.clone())
+                .map_err(DomainError::internal)?;
+        let mut journal = Journaler {
+            queue: self.queue.as_ref(),
+            events: self.events.as_ref(),
+            holder: Holder::Unborn {
+                workspace_id,
+                run: Box::new(run),
+                worker: format!("{}/now", self.config.worker_id),
+            },
+            lease_ms: lease_ms(self.config.lease),
+        };
+        match self.run_steps(&mut journal, &mut state, None).await {
+            Ok(Some(outcome)) => Ok(ExecutedRun::Ended(outcome)),
+            Ok(None) => Ok(ExecutedRun::Continues),
+            Err(QueueError::Storage(error)) if !journal.is_stored() => Err(error),
+            Err(QueueError::Refused(refusal)) if !journal.is_stored() => {
+                Err(DomainError::internal(refusal))
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "a run executed in place stopped; its lease will expire and a worker resumes it");
+                Ok(ExecutedRun::Continues)
+            }
+        }
     }
 
     /// Like [`Engine::drive`], and hands the run back at the first step boundary after
-    /// `shutdown` turns true.
+    /// `shutdown` turns true. The run's outcome when it ended here.
     async fn drive_until(
         &self,
         claimed: ClaimedRun,
         shutdown: Option<&watch::Receiver<bool>>,
-    ) -> Result<(), QueueError> {
+    ) -> Result<Option<RunOutcome>, QueueError> {
         let ClaimedRun {
             lease,
             run,
@@ -187,15 +264,13 @@ impl Engine {
         let mut journal = Journaler {
             queue: self.queue.as_ref(),
             events: self.events.as_ref(),
-            lease,
+            holder: Holder::Leased(lease),
             lease_ms: lease_ms(self.config.lease),
         };
         if run.cancel_requested {
             // A queued run goes straight to CANCELLED, without having started.
-            return journal.cancel(steps.iter()).await;
-        }
-        if run.status == RunStatus::Queued && journal.write(started()).await? {
-            return journal.cancel(steps.iter()).await;
+            journal.cancel(steps.iter()).await?;
+            return Ok(None);
         }
         let definition = match validate_definition(&definition) {
             Ok(definition) => definition,
@@ -204,27 +279,46 @@ impl Engine {
                     "the workflow version this run is pinned to no longer validates ({} problems)",
                     problems.len()
                 );
-                return journal.fail(error).await;
+                journal.fail(run.status, error).await?;
+                return Ok(None);
             }
         };
-        let mut state = match RunState::resume(&definition, &steps, &run) {
-            Ok(state) => state,
-            // A journal that does not replay never will: retrying it on every claim
-            // would only loop.
-            Err(error) => {
-                return journal
-                    .fail(format!(
-                        "the run's journal does not fit its workflow: {error}"
-                    ))
-                    .await;
-            }
-        };
+        let mut state =
+            match RunState::resume(&definition, &steps, run.id, run.workflow_id, run.input) {
+                Ok(state) => state,
+                // A journal that does not replay never will: retrying it on every claim
+                // would only loop.
+                Err(error) => {
+                    journal
+                        .fail(
+                            run.status,
+                            format!("the run's journal does not fit its workflow: {error}"),
+                        )
+                        .await?;
+                    return Ok(None);
+                }
+            };
+        state.started = run.status != RunStatus::Queued;
+        self.run_steps(&mut journal, &mut state, shutdown).await
+    }
+
+    /// Executes the run's steps until it ends (its outcome), sleeps, or is handed back.
+    async fn run_steps(
+        &self,
+        journal: &mut Journaler<'_>,
+        state: &mut RunState<'_>,
+        shutdown: Option<&watch::Receiver<bool>>,
+    ) -> Result<Option<RunOutcome>, QueueError> {
         let mut write = Journal::default();
+        if !state.started {
+            start_run(&mut write);
+            state.started = true;
+        }
         loop {
             state.journal_new_skips(&mut write);
-            if state.end(&mut write) {
+            if let Some(outcome) = state.end(&mut write) {
                 journal.write(write).await?;
-                return Ok(());
+                return Ok(Some(outcome));
             }
             if shutdown.is_some_and(|shutdown| *shutdown.borrow()) {
                 // Hand the run back now rather than let its lease run out.
@@ -232,7 +326,12 @@ impl Engine {
                     until_ms: Utc::now().timestamp_millis(),
                 });
                 journal.write(write).await?;
-                return Ok(());
+                return Ok(None);
+            }
+            if buffered_long_enough(&write) && journal.write(std::mem::take(&mut write)).await? {
+                state.cancel(&mut write);
+                journal.write(write).await?;
+                return Ok(None);
             }
             let Some(node) = state.scheduler.start_next() else {
                 // The scheduler has neither an end nor ready work: a journal that cannot
@@ -244,21 +343,21 @@ impl Engine {
                     Some("the run's journal is inconsistent with its workflow".into()),
                 );
                 journal.write(write).await?;
-                return Ok(());
+                return Ok(None);
             };
             let span = tracing::info_span!("step", node.id = %node.id());
             let step = self
-                .step(&mut journal, &mut state, node, &mut write)
+                .step(journal, state, node, &mut write)
                 .instrument(span)
                 .await?;
             if step == AfterStep::Stop {
-                return Ok(());
+                return Ok(None);
             }
         }
     }
 
-    /// Executes one attempt of `node` and journals what became of it. Anything left in
-    /// `write` goes with the next write (the run's end, when the step ended the run).
+    /// Executes one attempt of `node` and adds what became of it to `write`, writing it
+    /// when the step had a side effect or made the run wait.
     async fn step(
         &self,
         journal: &mut Journaler<'_>,
@@ -277,13 +376,23 @@ impl Engine {
             Some((StepStatus::Running, attempt, _)) => (attempt.max(1), true),
             _ => (1, false),
         };
+        if resumed && has_side_effects(node) {
+            // The receiving end sees this request twice; this line is how an operator
+            // learns why.
+            tracing::warn!(
+                node.id = %node.id(),
+                attempt,
+                "repeating an attempt its worker did not see through, with the same idempotency key"
+            );
+        }
         // A step's start is its first attempt's: a delay counts from it across restarts.
         let started_at = previous
             .and_then(|(_, _, started_at)| started_at)
             .unwrap_or_else(Utc::now);
+        let side_effect = has_side_effects(node);
         if !resumed {
             state.started_event(write, node, attempt);
-            if has_side_effects(node) {
+            if side_effect {
                 // Durable before the side effect, so a crash during it is resumed as a
                 // repeat of this attempt (same idempotency key), never as a fresh one.
                 state.step_running(write, node, attempt, started_at);
@@ -319,15 +428,15 @@ impl Engine {
             }
             AttemptResult::Finished(outcome) => {
                 state.step_finished(write, node, attempt, started_at, finished_at, outcome)?;
-                state.journal_new_skips(write);
-                if state.scheduler.end().is_some() {
-                    // The run's end goes into the same write as its last step.
-                    return Ok(AfterStep::Next);
-                }
-                if journal.write(std::mem::take(write)).await? {
-                    state.cancel(write);
-                    journal.write(std::mem::take(write)).await?;
-                    return Ok(AfterStep::Stop);
+                // A side effect's result is durable before anything else happens; the
+                // run's end (the next write anyway) is the one exception.
+                if side_effect && state.scheduler.end().is_none() {
+                    state.journal_new_skips(write);
+                    if journal.write(std::mem::take(write)).await? {
+                        state.cancel(write);
+                        journal.write(std::mem::take(write)).await?;
+                        return Ok(AfterStep::Stop);
+                    }
                 }
                 Ok(AfterStep::Next)
             }
@@ -367,7 +476,7 @@ impl Engine {
                     // tells us it is gone (and then the attempt is dropped). A storage
                     // error says neither, so the attempt goes on; journaling its result
                     // finds out whether the lease held.
-                    match journal.write(Journal::default()).await {
+                    match journal.heartbeat().await {
                         Ok(_) => {}
                         Err(QueueError::Refused(refusal)) => return Err(refusal.into()),
                         Err(QueueError::Storage(error)) => {
@@ -421,26 +530,69 @@ fn retry_delay(node: &Node, failed_attempt: u32) -> Option<Duration> {
 struct Journaler<'a> {
     queue: &'a dyn RunQueue,
     events: &'a dyn RunEventSink,
-    lease: Lease,
+    holder: Holder,
     lease_ms: i64,
+}
+
+enum Holder {
+    Leased(Lease),
+    /// A run executed in place and not stored yet: its first write stores it.
+    Unborn {
+        workspace_id: WorkspaceId,
+        run: Box<NewRun>,
+        worker: String,
+    },
+    /// Its first write failed: nothing more may be written.
+    Stillborn,
 }
 
 impl Journaler<'_> {
     /// Writes `journal`; answers whether a cancel was requested.
     async fn write(&mut self, journal: Journal) -> Result<bool, QueueError> {
-        let renewal = self
-            .queue
-            .journal(
-                &self.lease,
-                journal,
-                Utc::now().timestamp_millis(),
-                self.lease_ms,
-            )
-            .await?;
+        let now_ms = Utc::now().timestamp_millis();
+        let renewal = match std::mem::replace(&mut self.holder, Holder::Stillborn) {
+            Holder::Leased(lease) => {
+                let renewal = self
+                    .queue
+                    .journal(&lease, journal, now_ms, self.lease_ms)
+                    .await;
+                self.holder = Holder::Leased(lease);
+                renewal?
+            }
+            Holder::Unborn {
+                workspace_id,
+                run,
+                worker,
+            } => {
+                let (lease, renewal) = self
+                    .queue
+                    .insert_claimed(workspace_id, *run, &worker, journal, now_ms, self.lease_ms)
+                    .await?;
+                self.holder = Holder::Leased(lease);
+                renewal
+            }
+            Holder::Stillborn => {
+                return Err(QueueError::Refused(JournalRefusal::RunGone));
+            }
+        };
         if !renewal.events.is_empty() {
             self.events.publish(&renewal.events);
         }
         Ok(renewal.cancel_requested)
+    }
+
+    /// Extends the lease, if the run is stored yet (until it is, nobody else knows it).
+    async fn heartbeat(&mut self) -> Result<bool, QueueError> {
+        match self.holder {
+            Holder::Leased(_) => self.write(Journal::default()).await,
+            Holder::Unborn { .. } | Holder::Stillborn => Ok(false),
+        }
+    }
+
+    /// Whether the run is in storage (for a run executed in place: its first write went
+    /// through).
+    fn is_stored(&self) -> bool {
+        matches!(self.holder, Holder::Leased(_))
     }
 
     /// Ends the run as cancelled, failing the steps it interrupted.
@@ -453,12 +605,26 @@ impl Journaler<'_> {
         self.write(write).await.map(drop)
     }
 
-    /// Ends a started run as failed before any step could run.
-    async fn fail(&mut self, error: String) -> Result<(), QueueError> {
+    /// Ends the run as failed before any step could run.
+    async fn fail(&mut self, status: RunStatus, error: String) -> Result<(), QueueError> {
         let mut write = Journal::default();
+        if status == RunStatus::Queued {
+            start_run(&mut write);
+        }
         end_run(&mut write, RunStatus::Failed, None, Some(error));
         self.write(write).await.map(drop)
     }
+}
+
+/// Whether pure steps' results have waited long enough for a write of their own.
+fn buffered_long_enough(write: &Journal) -> bool {
+    write.events.len() >= MAX_BUFFERED_EVENTS
+        || write.events.first().is_some_and(|oldest| {
+            Utc::now()
+                .signed_duration_since(oldest.at)
+                .to_std()
+                .is_ok_and(|waited| waited >= BUFFER_FOR)
+        })
 }
 
 fn event(
@@ -476,19 +642,17 @@ fn event(
     }
 }
 
-/// QUEUED → RUNNING, on its own: a write carries one status change, and a run that ends
-/// in its first write must still have started.
-fn started() -> Journal {
-    Journal {
-        steps: Vec::new(),
-        events: vec![event(
-            RunEventKind::RunStarted,
-            None,
-            "run started".into(),
-            None,
-        )],
-        run: Some(RunChange::Started { at: Utc::now() }),
-    }
+/// QUEUED → RUNNING, with the run's first write.
+fn start_run(write: &mut Journal) {
+    let now = Utc::now();
+    write.starts = Some(now);
+    write.events.insert(
+        0,
+        NewRunEvent {
+            at: now,
+            ..event(RunEventKind::RunStarted, None, "run started".into(), None)
+        },
+    );
 }
 
 fn end_run(write: &mut Journal, status: RunStatus, output: Option<Value>, error: Option<String>) {
@@ -561,13 +725,17 @@ struct RunState<'d> {
     records: BTreeMap<String, StepRecord>,
     trigger_input: Value,
     last_finish_order: u32,
+    /// Whether the run's start is journaled (or is in the write being built).
+    started: bool,
 }
 
 impl<'d> RunState<'d> {
     fn resume(
         definition: &'d Definition,
         steps: &[StepRecord],
-        run: &Run,
+        run_id: RunId,
+        workflow_id: WorkflowId,
+        trigger_input: Value,
     ) -> Result<Self, aos_domain::run::RunError> {
         let mut finished: Vec<&StepRecord> = steps
             .iter()
@@ -579,16 +747,17 @@ impl<'d> RunState<'d> {
             .map(|step| (step.node_id.as_str(), outcome_of(step)));
         let scheduler = Scheduler::resume(definition, outcomes)?;
         Ok(Self {
-            run_id: run.id,
-            workflow_id: run.workflow_id,
+            run_id,
+            workflow_id,
             definition,
             scheduler,
             records: steps
                 .iter()
                 .map(|step| (step.node_id.clone(), step.clone()))
                 .collect(),
-            trigger_input: run.input.clone(),
+            trigger_input,
             last_finish_order: last_finish_order(steps.iter()),
+            started: false,
         })
     }
 
@@ -803,23 +972,20 @@ impl<'d> RunState<'d> {
     }
 
     /// Adds the run's end to `write` when the scheduler says it has ended.
-    fn end(&self, write: &mut Journal) -> bool {
-        match self.scheduler.end() {
-            None => false,
-            Some(RunEnd::Succeeded { output }) => {
-                end_run(write, RunStatus::Succeeded, Some(output.clone()), None);
-                true
+    fn end(&self, write: &mut Journal) -> Option<RunOutcome> {
+        let (status, output, error) = match self.scheduler.end()? {
+            RunEnd::Succeeded { output } => (RunStatus::Succeeded, Some(output.clone()), None),
+            RunEnd::Failed { node, error } => {
+                (RunStatus::Failed, None, Some(format!("{node}: {error}")))
             }
-            Some(RunEnd::Failed { node, error }) => {
-                end_run(
-                    write,
-                    RunStatus::Failed,
-                    None,
-                    Some(format!("{node}: {error}")),
-                );
-                true
-            }
-        }
+        };
+        end_run(write, status, output.clone(), error.clone());
+        Some(RunOutcome {
+            status,
+            output,
+            error,
+            steps: self.records.values().cloned().collect(),
+        })
     }
 
     /// Ends the run as cancelled; a step caught mid-attempt is marked failed.
@@ -841,5 +1007,20 @@ fn outcome_of(step: &StepRecord) -> StepOutcome {
             None => StepOutcome::Failed(format!("unknown branch {branch}")),
         },
         _ => StepOutcome::Succeeded(step.output.clone().unwrap_or(Value::Null)),
+    }
+}
+
+/// The engine as the API sees it: a webhook's run executed in place.
+pub struct InPlaceExecutor(pub Arc<Engine>);
+
+#[async_trait::async_trait]
+impl RunExecutor for InPlaceExecutor {
+    async fn execute_now(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        definition: Arc<Definition>,
+    ) -> DomainResult<ExecutedRun> {
+        self.0.execute_now(workspace_id, run, definition).await
     }
 }

@@ -21,6 +21,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite has one writer at a time; more connections only serve concurrent readers.
 const SQLITE_POOL_SIZE: u32 = 8;
 const POSTGRES_POOL_SIZE: u32 = 16;
+/// Postgres ends a session left idle inside a transaction this long, releasing its locks.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "10s";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// An arbitrary constant that names "migrations of this database" for `pg_advisory_lock`.
 const MIGRATION_LOCK_KEY: i64 = 0x616f_735f_6d69_6772;
@@ -49,6 +51,11 @@ pub enum PersistenceError {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub(crate) conn: DatabaseConnection,
+    /// On a SQLite file, a pool of one connection that every write transaction takes in
+    /// turn: writers queue in order here instead of colliding on SQLite's write lock, whose
+    /// busy handler sleeps in growing steps (up to 100 ms) and leaves the lock idle while
+    /// they sleep. Elsewhere writes share `conn`.
+    pub(crate) writer: Option<DatabaseConnection>,
 }
 
 impl Database {
@@ -59,6 +66,9 @@ impl Database {
 
     /// Closes every connection of the pool, e.g. before dropping a test database.
     pub async fn close(self) -> Result<(), PersistenceError> {
+        if let Some(writer) = self.writer {
+            writer.close().await.map_err(PersistenceError::Connect)?;
+        }
         self.conn.close().await.map_err(PersistenceError::Connect)
     }
 }
@@ -69,28 +79,50 @@ pub async fn connect(database_url: &str) -> Result<Database, PersistenceError> {
     let mut options = ConnectOptions::new(database_url);
     // Statement logging would print every query at INFO; tracing spans cover what we need.
     options.sqlx_logging(false).acquire_timeout(ACQUIRE_TIMEOUT);
+    let mut writer = None;
     if database_url.starts_with("sqlite:") {
-        configure_sqlite(database_url, &mut options)?;
+        let pool_size = configure_sqlite(database_url, &mut options)?;
+        if pool_size > 1 {
+            let mut writer_options = options.clone();
+            writer_options.max_connections(1).min_connections(1);
+            writer = Some(
+                sea_orm::Database::connect(writer_options)
+                    .await
+                    .map_err(PersistenceError::Connect)?,
+            );
+        }
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         options.max_connections(POSTGRES_POOL_SIZE);
+        options.map_sqlx_postgres_opts(|postgres| {
+            // Our transactions never wait on anything but the database. One that sits idle
+            // belongs to a stalled process (stopped, swapped out, in a debugger) and holds
+            // its row locks: a claim skips a locked run, so without this limit the run
+            // would wait for the stall to end instead of only for its lease.
+            postgres.options([(
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            )])
+        });
     } else {
         return Err(PersistenceError::UnsupportedUrl);
     }
     let conn = sea_orm::Database::connect(options)
         .await
         .map_err(PersistenceError::Connect)?;
-    Ok(Database { conn })
+    Ok(Database { conn, writer })
 }
 
-fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), PersistenceError> {
+/// Returns the pool's size.
+fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<u32, PersistenceError> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if in_memory {
+    let pool_size = if in_memory {
         // Each pooled connection to a private in-memory database would see another one.
-        options.max_connections(1);
+        1
     } else {
         create_parent_directory(url)?;
-        options.max_connections(SQLITE_POOL_SIZE);
-    }
+        SQLITE_POOL_SIZE
+    };
+    options.max_connections(pool_size);
     options.map_sqlx_sqlite_opts(|sqlite| {
         sqlite
             .create_if_missing(true)
@@ -101,7 +133,7 @@ fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), Persi
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
     });
-    Ok(())
+    Ok(pool_size)
 }
 
 fn create_parent_directory(url: &str) -> Result<(), PersistenceError> {

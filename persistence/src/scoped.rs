@@ -52,8 +52,11 @@ impl SeaStore {
         intent: Intent,
     ) -> DomainResult<DatabaseTransaction> {
         let backend = self.db.get_database_backend();
-        let txn = self
-            .db
+        let pool = match intent {
+            Intent::Read => &self.db,
+            Intent::Write => &self.writer,
+        };
+        let txn = pool
             .begin_with_options(transaction_options(backend, intent))
             .await
             .map_err(internal("begin a scoped transaction"))?;
@@ -79,7 +82,7 @@ impl SeaStore {
     /// run as the connecting user.
     pub(crate) async fn begin_unscoped_write(&self) -> DomainResult<DatabaseTransaction> {
         let options = transaction_options(self.db.get_database_backend(), Intent::Write);
-        self.db
+        self.writer
             .begin_with_options(options)
             .await
             .map_err(internal("begin a transaction"))

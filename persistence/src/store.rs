@@ -9,10 +9,16 @@ use crate::database::Database;
 #[derive(Debug, Clone)]
 pub struct SeaStore {
     pub(crate) db: DatabaseConnection,
+    /// Where write transactions begin (see `Database::writer`).
+    pub(crate) writer: DatabaseConnection,
 }
 
 impl SeaStore {
     pub fn new(database: Database) -> Self {
-        Self { db: database.conn }
+        let writer = database.writer.unwrap_or_else(|| database.conn.clone());
+        Self {
+            db: database.conn,
+            writer,
+        }
     }
 }

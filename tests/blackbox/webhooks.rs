@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{Session, TestApp, data, definitions};
+use crate::harness::{RUN_FIELDS, Session, TestApp, data, definitions, pretty, string_at};
 
 const ACTIVATE: &str =
     "mutation($input: SetWorkflowActiveInput!) { setWorkflowActive(input: $input) { active } }";
@@ -272,4 +272,135 @@ async fn active_hook_in(
         .expect("webhookUrl")
         .to_owned();
     (owner.clone(), id, url)
+}
+
+/// The workspace's newest run, with `RUN_FIELDS`.
+async fn newest_run(app: &TestApp, token: &str, workflow_id: &str) -> Value {
+    let workflow = app
+        .gql_as(
+            token,
+            "query($id: ID!) { workflow(id: $id) { workspaceId } }",
+            json!({"id": workflow_id}),
+        )
+        .await;
+    let workspace_id = string_at(&data(&workflow)["workflow"]["workspaceId"]);
+    let response = app
+        .gql_as(
+            token,
+            &format!(
+                "query($ws: ID!, $id: ID!) {{ workspace(id: $ws) {{ runs(first: 1, workflowId: $id) {{ edges {{ node {{ {RUN_FIELDS} }} }} }} }} }}"
+            ),
+            json!({"ws": workspace_id, "id": workflow_id}),
+        )
+        .await;
+    data(&response)["workspace"]["runs"]["edges"][0]["node"].clone()
+}
+
+fn event_kinds(run: &Value) -> Vec<String> {
+    run["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|event| {
+            format!(
+                "{} {}",
+                string_at(&event["kind"]),
+                event["nodeId"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+/// By default `onCompletion` runs execute in place on the node that received them; with
+/// `--runs-in-place 0` they go through the queue. Either way the caller gets the same
+/// answer and the run is stored the same: whole, pinned, with every event numbered.
+#[tokio::test]
+async fn a_run_answered_on_completion_is_stored_the_same_in_place_or_queued() {
+    let mut stored = Vec::new();
+    for runs_in_place in ["64", "0"] {
+        let app = TestApp::builder()
+            .arg("--runs-in-place")
+            .arg(runs_in_place)
+            .spawn()
+            .await;
+        let (owner, workflow_id, url) = active_hook(&app, definitions::contract_example()).await;
+
+        let response = app
+            .http()
+            .post(&url)
+            .json(&json!({"name": "Ada", "n": 2}))
+            .send()
+            .await
+            .expect("POST the hook");
+
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("a JSON answer");
+        assert_eq!(body, json!({"message": "Hello Ada"}));
+        let run = newest_run(&app, &owner.access_token, &workflow_id).await;
+        assert_eq!(run["status"], "SUCCEEDED", "{}", pretty(&run));
+        assert_eq!(run["trigger"], "WEBHOOK");
+        assert_eq!(run["workflowVersion"], 1);
+        assert_eq!(run["input"]["body"], json!({"name": "Ada", "n": 2}));
+        assert!(run["startedAt"].is_string() && run["finishedAt"].is_string());
+        let seqs: Vec<i64> = run["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|event| event["seq"].as_i64())
+            .collect();
+        let contiguous: Vec<i64> = (1..=i64::try_from(seqs.len()).expect("few")).collect();
+        assert_eq!(seqs, contiguous, "{}", pretty(&run));
+        stored.push(event_kinds(&run));
+    }
+    assert_eq!(
+        stored[0],
+        [
+            "RUN_QUEUED -",
+            "RUN_STARTED -",
+            "STEP_STARTED hook",
+            "STEP_SUCCEEDED hook",
+            "STEP_STARTED greet",
+            "STEP_SUCCEEDED greet",
+            "STEP_STARTED big",
+            "STEP_SUCCEEDED big",
+            "STEP_SKIPPED call",
+            "STEP_STARTED reply",
+            "STEP_SUCCEEDED reply",
+            "RUN_SUCCEEDED -",
+        ]
+    );
+    assert_eq!(
+        stored[0], stored[1],
+        "in place and queued store the same run"
+    );
+}
+
+/// A run executed in place that has to wait (a `delay`) is stored and handed to the
+/// queue; the caller still gets its answer when it ends.
+#[tokio::test]
+async fn an_on_completion_run_that_waits_still_answers_when_it_ends() {
+    let app = TestApp::spawn().await;
+    let definition = json!({
+        "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"respond": "onCompletion"}},
+            {"id": "wait", "type": "delay", "config": {"ms": 300}},
+            {"id": "reply", "type": "respond", "config": {"status": 201, "body": {"waited": "{{ trigger.body.name }}"}}}
+        ],
+        "edges": [{"from": "hook", "to": "wait"}, {"from": "wait", "to": "reply"}]
+    });
+    let (owner, workflow_id, url) = active_hook(&app, definition).await;
+
+    let response = app
+        .http()
+        .post(&url)
+        .json(&json!({"name": "Ada"}))
+        .send()
+        .await
+        .expect("POST the hook");
+
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let body: Value = response.json().await.expect("a JSON answer");
+    assert_eq!(body, json!({"waited": "Ada"}));
+    let run = newest_run(&app, &owner.access_token, &workflow_id).await;
+    assert_eq!(run["status"], "SUCCEEDED", "{}", pretty(&run));
 }

@@ -2,7 +2,9 @@
 //! it names. The run's input is `{body, headers, query, method}`.
 //!
 //! `respond: immediately` answers 202 with `{"runId"}` once the run is queued.
-//! `respond: onCompletion` waits for the run to end (up to a timeout) and answers with the
+//! `respond: onCompletion` executes the run at once on this node when it can (see
+//! `RunExecutor`; a run of pure steps is then one write), else queues it, and waits for
+//! the run to end (up to a timeout) and answers with the
 //! `respond` node's status, headers and body, or with the run's output as JSON, or 500 with
 //! the error; a run still going at the timeout gets 202 with its id, so the caller can
 //! follow it. With a `secret`, the request must carry `X-Signature-256: sha256=<hex
@@ -12,6 +14,7 @@
 //! not learn which keys exist.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -21,15 +24,14 @@ use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
-use aos_domain::journal::{NewRun, Run, RunTrigger, StepRecord};
-use aos_domain::ports::TriggerTarget;
+use aos_domain::journal::{NewRun, RunEvent, RunOutcome, RunTrigger};
+use aos_domain::ports::ExecutedRun;
 use aos_domain::run::{RunId, RunStatus, StepStatus};
-use aos_domain::workflow::node_types::{
-    HttpMethod, NodeKind, NodeType, WebhookResponse, WebhookTriggerConfig,
-};
-use aos_domain::workflow::{Definition, validate_definition};
+use aos_domain::workflow::Definition;
+use aos_domain::workflow::node_types::{HttpMethod, NodeKind, NodeType, WebhookResponse};
 
 use super::HttpState;
 use crate::error::ApiError;
@@ -58,7 +60,13 @@ pub async fn hook(
         Ok(_) => return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook"),
         Err(error) => return internal(error),
     };
-    let Some((definition, config)) = webhook_trigger(&target) else {
+    let Some(definition) =
+        app.definitions
+            .get(target.workflow_id, target.version, &target.definition)
+    else {
+        return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook");
+    };
+    let NodeKind::WebhookTrigger(config) = definition.trigger().kind() else {
         return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook");
     };
     let Some(http_method) = HttpMethod::parse(method.as_str()) else {
@@ -87,7 +95,7 @@ pub async fn hook(
         "query": query_map(query.as_deref().unwrap_or("")),
         "method": method.as_str(),
     });
-    let run = NewRun {
+    let mut run = NewRun {
         id: RunId::generate(),
         workflow_id: target.workflow_id,
         workflow_version: target.version,
@@ -97,50 +105,79 @@ pub async fn hook(
         reused_steps: Vec::new(),
         queued_at: chrono::Utc::now(),
     };
+    let run_id = run.id;
     // Subscribed before the run exists, so its end cannot slip by unseen.
-    let mut live = app.run_events.subscribe_run(run.id);
+    let live = app.run_events.subscribe_run(run_id);
+    if config.respond == WebhookResponse::OnCompletion
+        && let Some(executor) = &app.run_now
+    {
+        let executed = tokio::time::timeout(
+            COMPLETION_TIMEOUT,
+            executor.execute_now(target.workspace_id, run, Arc::clone(&definition)),
+        )
+        .await;
+        match executed {
+            Ok(Ok(ExecutedRun::Ended(outcome))) => {
+                return completion_response(&definition, run_id, &outcome);
+            }
+            Ok(Ok(ExecutedRun::Continues)) => {
+                return match await_end(app, run_id, live).await {
+                    Some(outcome) => completion_response(&definition, run_id, &outcome),
+                    None => accepted(run_id),
+                };
+            }
+            Ok(Ok(ExecutedRun::Declined(declined))) => run = *declined,
+            Ok(Err(error)) => return internal(error),
+            // It goes on in its own task, and is stored by now (pure steps wait for a
+            // write a fraction of a second at most): the caller follows it by its id.
+            Err(_) => return accepted(run_id),
+        }
+    }
     let run = match app.store.enqueue_triggered(&target, run).await {
         Ok(run) => run,
         Err(error) => return internal(error),
     };
     app.announce_queued(&run);
     if config.respond == WebhookResponse::Immediately {
-        return accepted(run.id);
+        return accepted(run_id);
     }
-    let finished = tokio::time::timeout(COMPLETION_TIMEOUT, async {
-        loop {
-            // A quiet second means the run may be executing on another node, whose events
-            // this one does not see: look in storage.
-            match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
-                Ok(Ok(event)) if event.run_id == run.id && event.kind.is_terminal() => {}
-                Ok(Ok(_)) => continue,
-                Ok(Err(RecvError::Closed)) => return None,
-                Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
-            }
-            match app.store.triggered_run(run.id).await {
-                Ok(Some((run, steps))) if run.status.is_terminal() => return Some((run, steps)),
-                Ok(_) => {}
-                Err(error) => {
-                    let _ = ApiError::internal(&error);
-                    return None;
-                }
-            }
-        }
-    })
-    .await;
-    match finished {
-        Ok(Some((run, steps))) => completion_response(&definition, &run, &steps),
-        _ => accepted(run.id),
+    match tokio::time::timeout(COMPLETION_TIMEOUT, await_end(app, run_id, live)).await {
+        Ok(Some(outcome)) => completion_response(&definition, run_id, &outcome),
+        _ => accepted(run_id),
     }
 }
 
-fn webhook_trigger(target: &TriggerTarget) -> Option<(Definition, WebhookTriggerConfig)> {
-    let definition = validate_definition(&target.definition).ok()?;
-    let config = match definition.trigger().kind() {
-        NodeKind::WebhookTrigger(config) => config.clone(),
-        _ => return None,
-    };
-    Some((definition, config))
+/// Waits for the end of a run executing anywhere, by its events here or, after a quiet
+/// second (it may be executing on another node, whose events this one does not see), by
+/// reading storage. `None` if the wait cannot go on.
+async fn await_end(
+    app: &crate::state::AppState,
+    run_id: RunId,
+    mut live: broadcast::Receiver<Arc<RunEvent>>,
+) -> Option<RunOutcome> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
+            Ok(Ok(event)) if event.run_id == run_id && event.kind.is_terminal() => {}
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Closed)) => return None,
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => {}
+        }
+        match app.store.triggered_run(run_id).await {
+            Ok(Some((run, steps))) if run.status.is_terminal() => {
+                return Some(RunOutcome {
+                    status: run.status,
+                    output: run.output,
+                    error: run.error,
+                    steps,
+                });
+            }
+            Ok(_) => {}
+            Err(error) => {
+                let _ = ApiError::internal(&error);
+                return None;
+            }
+        }
+    }
 }
 
 fn signature_matches(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
@@ -203,10 +240,10 @@ fn query_map(query: &str) -> Value {
     json!(map)
 }
 
-fn completion_response(definition: &Definition, run: &Run, steps: &[StepRecord]) -> Response {
+fn completion_response(definition: &Definition, run_id: RunId, run: &RunOutcome) -> Response {
     match run.status {
         RunStatus::Succeeded => {
-            let responded = steps.iter().any(|step| {
+            let responded = run.steps.iter().any(|step| {
                 step.status == StepStatus::Succeeded
                     && definition
                         .node(&step.node_id)
@@ -226,7 +263,7 @@ fn completion_response(definition: &Definition, run: &Run, steps: &[StepRecord])
                 .unwrap_or_else(|| format!("the run ended {}", run.status));
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                axum::Json(json!({"error": error, "runId": run.id.to_string()})),
+                axum::Json(json!({"error": error, "runId": run_id.to_string()})),
             )
                 .into_response()
         }

@@ -1,4 +1,6 @@
-//! Cancelling: a claimed run ends CANCELLED at its worker's next step boundary, a run
+//! Cancelling: a claimed run ends CANCELLED at its worker's next write (at the latest
+//! before its next side effect; pure steps run on to that write, so a run of pure steps
+//! that is already executing ends as it would have), a run
 //! sleeping in a retry backoff is woken to be cancelled, and a queued run nobody holds is
 //! cancelled by the store at once.
 
@@ -14,7 +16,7 @@ use crate::harness::{Harness, LATER_MS, LEASE_MS, now_ms};
 use crate::support::on_every_backend;
 
 on_every_backend!(
-    a_claimed_run_is_cancelled_by_its_worker,
+    a_claimed_run_is_cancelled_before_its_next_side_effect,
     a_run_sleeping_in_a_backoff_is_woken_and_cancelled,
     a_queued_run_nobody_holds_is_cancelled_at_once,
     a_queued_run_cancelled_while_held_ends_without_starting,
@@ -30,9 +32,27 @@ fn linear() -> serde_json::Value {
     })
 }
 
-async fn a_claimed_run_is_cancelled_by_its_worker(store: SeaStore) {
+async fn a_claimed_run_is_cancelled_before_its_next_side_effect(store: SeaStore) {
     let t = Harness::new(store).await;
-    let run_id = t.start(linear(), json!({})).await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let run_id = t
+        .start(
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "greet", "type": "set", "config": {"fields": {"hello": true}}},
+                    {"id": "call", "type": "http.request",
+                     "config": {"method": "POST", "url": server.uri()}}
+                ],
+                "edges": [{"from": "start", "to": "greet"}, {"from": "greet", "to": "call"}]
+            }),
+            json!({}),
+        )
+        .await;
     let claimed = t.claim(run_id).await;
     let outcome = t
         .store
@@ -49,9 +69,30 @@ async fn a_claimed_run_is_cancelled_by_its_worker(store: SeaStore) {
     let run = t.run(run_id).await;
     assert_eq!(run.status, RunStatus::Cancelled);
     assert!(run.finished_at.is_some());
-    assert!(t.steps(run_id).await.is_empty(), "no step ran");
-    t.assert_events(run_id, &["RUN_QUEUED", "RUN_STARTED", "RUN_CANCELLED"])
-        .await;
+    assert!(
+        server
+            .received_requests()
+            .await
+            .expect("recorded")
+            .is_empty(),
+        "the side effect never happened"
+    );
+    assert_eq!(t.step(run_id, "call").await.status, StepStatus::Failed);
+    t.assert_events(
+        run_id,
+        &[
+            "RUN_QUEUED",
+            "RUN_STARTED",
+            "STEP_STARTED start",
+            "STEP_SUCCEEDED start",
+            "STEP_STARTED greet",
+            "STEP_SUCCEEDED greet",
+            "STEP_STARTED call",
+            "STEP_FAILED call",
+            "RUN_CANCELLED",
+        ],
+    )
+    .await;
 }
 
 async fn a_run_sleeping_in_a_backoff_is_woken_and_cancelled(store: SeaStore) {

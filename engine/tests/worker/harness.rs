@@ -1,12 +1,20 @@
 //! A workspace, an engine over the real store and a recording event sink, with helpers
 //! to queue runs, drive them one claim at a time and read back what they journaled.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
-use aos_domain::journal::{ClaimedRun, NewRun, Run, RunEvent, RunTrigger, StepRecord};
-use aos_domain::ports::{AccessStore, RunEventSink, RunQueue, RunStore, UserStore, WorkflowStore};
+use aos_domain::error::DomainResult;
+use aos_domain::ids::WorkspaceId;
+use aos_domain::journal::{
+    ClaimedRun, Journal, Lease, NewRun, Run, RunEvent, RunTrigger, StepRecord,
+};
+use aos_domain::ports::{
+    AccessStore, LeaseRenewal, QueueError, RunEventSink, RunQueue, RunStore, UserStore,
+    WorkflowStore,
+};
 use aos_domain::run::RunId;
 use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowName, validate_definition};
@@ -16,6 +24,7 @@ use aos_engine::http::{HttpClient, HttpPolicy};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 use aos_persistence::SeaStore;
+use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
 
@@ -58,6 +67,63 @@ pub fn config() -> EngineConfig {
         lease: LEASE,
         poll_interval: Duration::from_millis(20),
         per_workspace_limit: 100,
+        in_place_limit: 4,
+    }
+}
+
+/// The real store, counting the engine's writes: what a test of batching asserts.
+pub struct CountingQueue {
+    store: SeaStore,
+    writes: AtomicUsize,
+}
+
+impl CountingQueue {
+    /// Journal writes and runs stored in place so far; heartbeats do not count.
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl RunQueue for CountingQueue {
+    async fn claim(
+        &self,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+        per_workspace_limit: u32,
+    ) -> DomainResult<Option<ClaimedRun>> {
+        self.store
+            .claim(worker, now_ms, lease_ms, per_workspace_limit)
+            .await
+    }
+
+    async fn journal(
+        &self,
+        lease: &Lease,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<LeaseRenewal, QueueError> {
+        if !journal.is_empty() {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        self.store.journal(lease, journal, now_ms, lease_ms).await
+    }
+
+    async fn insert_claimed(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        worker: &str,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<(Lease, LeaseRenewal), QueueError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.store
+            .insert_claimed(workspace_id, run, worker, journal, now_ms, lease_ms)
+            .await
     }
 }
 
@@ -80,6 +146,7 @@ pub struct Harness {
     pub store: SeaStore,
     pub scope: WorkspaceScope,
     pub sink: Arc<RecordingSink>,
+    pub queue: Arc<CountingQueue>,
     pub engine: Arc<Engine>,
 }
 
@@ -112,8 +179,12 @@ impl Harness {
         )
         .expect("an owner reads the workspace");
         let sink = Arc::new(RecordingSink::default());
+        let queue = Arc::new(CountingQueue {
+            store: store.clone(),
+            writes: AtomicUsize::new(0),
+        });
         let engine = Engine::new(
-            Arc::new(store.clone()),
+            Arc::clone(&queue) as Arc<dyn RunQueue>,
             services(code_limits),
             Arc::clone(&sink) as Arc<dyn RunEventSink>,
             config,
@@ -122,6 +193,7 @@ impl Harness {
             store,
             scope,
             sink,
+            queue,
             engine,
         }
     }
@@ -146,16 +218,7 @@ impl Harness {
     }
 
     pub async fn enqueue(&self, workflow: &Workflow, input: Value) -> RunId {
-        let run = NewRun {
-            id: RunId::generate(),
-            workflow_id: workflow.id,
-            workflow_version: workflow.version,
-            trigger: RunTrigger::Manual,
-            input,
-            retry_of: None,
-            reused_steps: Vec::new(),
-            queued_at: Utc::now(),
-        };
+        let run = new_run(workflow, input);
         self.store
             .enqueue_run(&self.scope, run)
             .await
@@ -270,6 +333,20 @@ fn describe(event: &RunEvent) -> String {
     match &event.node_id {
         Some(node) => format!("{} {node}", event.kind.as_str()),
         None => event.kind.as_str().to_owned(),
+    }
+}
+
+/// A manual run of `workflow`'s current version, not stored yet.
+pub fn new_run(workflow: &Workflow, input: Value) -> NewRun {
+    NewRun {
+        id: RunId::generate(),
+        workflow_id: workflow.id,
+        workflow_version: workflow.version,
+        trigger: RunTrigger::Manual,
+        input,
+        retry_of: None,
+        reused_steps: Vec::new(),
+        queued_at: Utc::now(),
     }
 }
 

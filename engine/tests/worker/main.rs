@@ -9,6 +9,7 @@
 mod harness;
 mod support;
 
+mod batching;
 mod cancel;
 mod code;
 mod flow;

@@ -16,16 +16,19 @@
 
 use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::WorkspaceId;
-use aos_domain::journal::{ClaimedRun, Journal, JournalRefusal, Lease, RunChange};
+use aos_domain::journal::{
+    ClaimedRun, Journal, JournalRefusal, Lease, NewRun, NewRunEvent, RunChange,
+};
 use aos_domain::ports::{LeaseRenewal, QueueError, RunQueue};
 use aos_domain::run::{RunId, RunStatus};
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    JsonValue, QuerySelect, Statement,
+    ActiveModelTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    Iterable, JsonValue, ModelTrait, QuerySelect, Statement,
 };
 
-use super::runs::{append_events, steps_of, store_steps};
+use super::runs::{append_events, insert_run_row, queued_row, steps_of, store_steps};
 use crate::convert;
 use crate::entities::{runs, workflow_versions};
 use crate::error::{corrupt_row, internal};
@@ -87,47 +90,45 @@ fn claim_statement(
     )
 }
 
-/// The run row's new values after a journal write that ends at `last_seq`: the change's
-/// effect, and the lease extended to `lease_until_ms` while the worker keeps the run.
-fn journaled(
-    row: &runs::Model,
+/// Applies a journal write that ends at `last_seq` to the run row: its start, its
+/// change, and the lease extended to `lease_until_ms` while the worker keeps the run.
+fn apply_journal(
+    row: &mut runs::Model,
+    starts: Option<DateTime<Utc>>,
     change: Option<RunChange>,
     last_seq: i64,
     now_ms: i64,
     lease_until_ms: i64,
-) -> DomainResult<runs::ActiveModel> {
-    let mut run = runs::ActiveModel {
-        id: ActiveValue::Unchanged(row.id),
-        last_seq: ActiveValue::Set(last_seq),
-        lease_expires_at_ms: ActiveValue::Set(lease_until_ms),
-        ..Default::default()
-    };
-    let next_status = |next: RunStatus| -> DomainResult<String> {
+) -> DomainResult<()> {
+    row.last_seq = last_seq;
+    row.lease_expires_at_ms = lease_until_ms;
+    let transition = |row: &mut runs::Model, next: RunStatus| -> DomainResult<()> {
         // The engine only journals moves the lifecycle has: anything else is its bug.
         let status = convert::run_status(&row.status)?
             .transition(next)
             .map_err(DomainError::internal)?;
-        Ok(status.as_str().to_owned())
+        row.status = status.as_str().to_owned();
+        Ok(())
     };
+    if let Some(at) = starts {
+        transition(row, RunStatus::Running)?;
+        row.started_at = Some(timestamps::stored(at));
+    }
     match change {
         None => {}
-        Some(RunChange::Started { at }) => {
-            run.status = ActiveValue::Set(next_status(RunStatus::Running)?);
-            run.started_at = ActiveValue::Set(Some(timestamps::stored(at)));
-        }
         Some(RunChange::Finished {
             status,
             output,
             error,
             at,
         }) => {
-            run.status = ActiveValue::Set(next_status(status)?);
-            run.output = ActiveValue::Set(output);
-            run.error = ActiveValue::Set(error);
-            run.finished_at = ActiveValue::Set(Some(timestamps::stored(at)));
-            run.available_at_ms = ActiveValue::Set(None);
-            run.lease_owner = ActiveValue::Set(None);
-            run.lease_expires_at_ms = ActiveValue::Set(0);
+            transition(row, status)?;
+            row.output = output;
+            row.error = error;
+            row.finished_at = Some(timestamps::stored(at));
+            row.available_at_ms = None;
+            row.lease_owner = None;
+            row.lease_expires_at_ms = 0;
         }
         Some(RunChange::SleepUntil { until_ms }) => {
             // The fencing token stays: the next claim, by whichever worker, bumps it. A
@@ -137,12 +138,30 @@ fn journaled(
             } else {
                 until_ms
             };
-            run.available_at_ms = ActiveValue::Set(Some(until_ms));
-            run.lease_owner = ActiveValue::Set(None);
-            run.lease_expires_at_ms = ActiveValue::Set(0);
+            row.available_at_ms = Some(until_ms);
+            row.lease_owner = None;
+            row.lease_expires_at_ms = 0;
         }
     }
-    Ok(run)
+    Ok(())
+}
+
+/// `after` as an update of only the columns it changed, so a heartbeat does not rewrite
+/// the run's input.
+fn changed_columns(before: &runs::Model, after: runs::Model) -> runs::ActiveModel {
+    let mut active = after.clone().into_active_model();
+    // Always one column at least: an update that sets nothing is an error.
+    active.reset(runs::Column::LeaseExpiresAtMs);
+    for column in runs::Column::iter() {
+        if before.get(column) != after.get(column) {
+            active.reset(column);
+        }
+    }
+    active
+}
+
+fn event_count(events: &[NewRunEvent]) -> i64 {
+    i64::try_from(events.len()).unwrap_or(i64::MAX)
 }
 
 #[async_trait]
@@ -218,12 +237,26 @@ impl RunQueue for SeaStore {
         {
             return Err(JournalRefusal::LeaseLost.into());
         }
-        let last_seq = row.last_seq + i64::try_from(journal.events.len()).unwrap_or(i64::MAX);
-        let change = journaled(&row, journal.run, last_seq, now_ms, now_ms + lease_ms)?;
-        store_steps(&txn, row.id, row.workspace_id, journal.steps).await?;
-        let events =
-            append_events(&txn, row.id, row.workspace_id, row.last_seq, journal.events).await?;
-        let row = change
+        let previous_seq = row.last_seq;
+        let mut next = row.clone();
+        apply_journal(
+            &mut next,
+            journal.starts,
+            journal.run,
+            previous_seq + event_count(&journal.events),
+            now_ms,
+            now_ms + lease_ms,
+        )?;
+        store_steps(&txn, next.id, next.workspace_id, journal.steps).await?;
+        let events = append_events(
+            &txn,
+            next.id,
+            next.workspace_id,
+            previous_seq,
+            journal.events,
+        )
+        .await?;
+        let row = changed_columns(&row, next)
             .update(&txn)
             .await
             .map_err(internal("journal a run's change"))?;
@@ -234,5 +267,47 @@ impl RunQueue for SeaStore {
             cancel_requested: row.cancel_requested,
             events,
         })
+    }
+
+    async fn insert_claimed(
+        &self,
+        workspace_id: WorkspaceId,
+        run: NewRun,
+        worker: &str,
+        journal: Journal,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<(Lease, LeaseRenewal), QueueError> {
+        let txn = self.begin_unscoped_write().await?;
+        let mut row = queued_row(workspace_id.as_uuid(), &run);
+        row.lease_owner = Some(worker.to_owned());
+        row.fencing_token = 1;
+        apply_journal(
+            &mut row,
+            journal.starts,
+            journal.run,
+            1 + event_count(&journal.events),
+            now_ms,
+            now_ms + lease_ms,
+        )?;
+        let mut events = vec![NewRunEvent::queued(run.trigger, row.created_at)];
+        events.extend(journal.events);
+        let mut steps = run.reused_steps;
+        steps.extend(journal.steps);
+        let events = insert_run_row(&txn, row.clone(), steps, events).await?;
+        txn.commit()
+            .await
+            .map_err(internal("commit a run executed at once"))?;
+        let lease = Lease {
+            run_id: run.id,
+            workspace_id,
+            worker: worker.to_owned(),
+            fencing_token: row.fencing_token,
+        };
+        let renewal = LeaseRenewal {
+            cancel_requested: false,
+            events,
+        };
+        Ok((lease, renewal))
     }
 }

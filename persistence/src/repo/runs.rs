@@ -115,33 +115,27 @@ async fn commit(txn: DatabaseTransaction) -> DomainResult<()> {
     txn.commit().await.map_err(internal("commit a run change"))
 }
 
-/// Inserts a queued run with its reused steps and its `RUN_QUEUED` event (seq 1), in the
-/// caller's transaction. `NotFound("workflow")` when the pinned version is not in the
-/// workspace.
-pub(crate) async fn insert_run(
-    txn: &DatabaseTransaction,
-    workspace_id: Uuid,
-    run: NewRun,
-) -> DomainResult<Run> {
+/// The row of `run` as it is queued: its `RUN_QUEUED` event (seq 1) counted, claimable
+/// from the time it was queued.
+pub(super) fn queued_row(workspace_id: Uuid, run: &NewRun) -> runs::Model {
     let queued_at = timestamps::stored(run.queued_at);
-    let (retry_of, retry_from_node) = match run.retry_of {
-        Some((id, node)) => (Some(id.as_uuid()), Some(node)),
+    let (retry_of, retry_from_node) = match &run.retry_of {
+        Some((id, node)) => (Some(id.as_uuid()), Some(node.clone())),
         None => (None, None),
     };
-    let row = runs::Model {
+    runs::Model {
         id: run.id.as_uuid(),
         workspace_id,
         workflow_id: run.workflow_id.as_uuid(),
         workflow_version: run.workflow_version,
         status: RunStatus::Queued.as_str().to_owned(),
         trigger_kind: run.trigger.as_str().to_owned(),
-        input: run.input,
+        input: run.input.clone(),
         output: None,
         error: None,
         retry_of,
         retry_from_node,
         cancel_requested: false,
-        // Its RUN_QUEUED event, appended below.
         last_seq: 1,
         available_at_ms: Some(queued_at.timestamp_millis()),
         lease_owner: None,
@@ -150,10 +144,20 @@ pub(crate) async fn insert_run(
         created_at: queued_at,
         started_at: None,
         finished_at: None,
-    };
-    let queued = NewRunEvent::queued(run.trigger, queued_at);
+    }
+}
+
+/// Inserts a run row with its steps and its events (numbered from 1), in the caller's
+/// transaction, and returns the events numbered. `NotFound("workflow")` when the pinned
+/// version is not in the run's workspace.
+pub(super) async fn insert_run_row(
+    txn: &DatabaseTransaction,
+    row: runs::Model,
+    steps: Vec<StepRecord>,
+    events: Vec<NewRunEvent>,
+) -> DomainResult<Vec<RunEvent>> {
     let pinned = workflow_versions::Entity::find_by_id((row.workflow_id, row.workflow_version))
-        .filter(workflow_versions::Column::WorkspaceId.eq(workspace_id))
+        .filter(workflow_versions::Column::WorkspaceId.eq(row.workspace_id))
         .select_only()
         .column(workflow_versions::Column::Version)
         .into_tuple::<i32>()
@@ -163,8 +167,9 @@ pub(crate) async fn insert_run(
     if pinned.is_none() {
         return Err(DomainError::NotFound("workflow"));
     }
+    let (id, workspace_id) = (row.id, row.workspace_id);
     // The foreign keys catch a workflow deleted since the check above.
-    runs::Entity::insert(row.clone().into_active_model())
+    runs::Entity::insert(row.into_active_model())
         .exec_without_returning(txn)
         .await
         .map_err(missing_or_conflict(
@@ -172,8 +177,21 @@ pub(crate) async fn insert_run(
             "workflow",
             "a run with this id exists already",
         ))?;
-    store_steps(txn, row.id, workspace_id, run.reused_steps).await?;
-    append_events(txn, row.id, workspace_id, 0, vec![queued]).await?;
+    store_steps(txn, id, workspace_id, steps).await?;
+    append_events(txn, id, workspace_id, 0, events).await
+}
+
+/// Inserts a queued run with its reused steps and its `RUN_QUEUED` event (seq 1), in the
+/// caller's transaction. `NotFound("workflow")` when the pinned version is not in the
+/// workspace.
+pub(crate) async fn insert_run(
+    txn: &DatabaseTransaction,
+    workspace_id: Uuid,
+    run: NewRun,
+) -> DomainResult<Run> {
+    let row = queued_row(workspace_id, &run);
+    let queued = NewRunEvent::queued(run.trigger, row.created_at);
+    insert_run_row(txn, row.clone(), run.reused_steps, vec![queued]).await?;
     convert::run(row)
 }
 

@@ -68,9 +68,9 @@ fn event(kind: RunEventKind, node_id: Option<&str>, at_ms: i64) -> NewRunEvent {
 
 fn started(at_ms: i64) -> Journal {
     Journal {
-        steps: Vec::new(),
+        starts: Some(at(at_ms)),
         events: vec![event(RunEventKind::RunStarted, None, at_ms)],
-        run: Some(RunChange::Started { at: at(at_ms) }),
+        ..Journal::default()
     }
 }
 
@@ -78,6 +78,7 @@ fn finished(status: RunStatus, kind: RunEventKind, at_ms: i64) -> Journal {
     Journal {
         steps: Vec::new(),
         events: vec![event(kind, None, at_ms)],
+        starts: None,
         run: Some(RunChange::Finished {
             status,
             output: Some(json!({ "done": true })),
@@ -210,7 +211,7 @@ async fn a_live_lease_keeps_other_workers_out_until_it_expires(t: Ctx) {
             Journal {
                 steps: vec![step("hook", StepStatus::Running, Some(T0 + 1200))],
                 events: vec![event(RunEventKind::StepStarted, Some("hook"), T0 + 1200)],
-                run: None,
+                ..Journal::default()
             },
             T0 + 1200,
             LEASE_MS,
@@ -330,7 +331,7 @@ async fn journal_writes_number_events_without_gaps(t: Ctx) {
                 event(RunEventKind::StepLog, Some("hook"), T0 + 2),
                 event(RunEventKind::StepSucceeded, Some("hook"), T0 + 2),
             ],
-            run: None,
+            ..Journal::default()
         },
         T0 + 2,
     )

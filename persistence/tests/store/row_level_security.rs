@@ -15,6 +15,7 @@ use crate::support::{Backend, Ctx, on_postgres, run};
 use crate::{tokens, workflows};
 
 on_postgres!(
+    a_session_left_idle_in_a_transaction_is_ended,
     unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace,
     a_scoped_transaction_cannot_write_into_another_workspace,
 );
@@ -28,6 +29,29 @@ async fn a_non_superuser_owner_gets_the_same_walls() {
         a_scoped_transaction_cannot_write_into_another_workspace(t).await;
     })
     .await;
+}
+
+/// A stalled process must not hold row locks (a claim skips a locked run) for longer
+/// than the stall's first seconds.
+async fn a_session_left_idle_in_a_transaction_is_ended(t: Ctx) {
+    let ada = t.user("ada").await;
+    let (_, scope) = t.workspace(&ada, "A").await;
+    let txn = t
+        .store
+        .begin_scoped(&scope, Intent::Read)
+        .await
+        .expect("scoped transaction");
+    let timeout: String = txn
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SHOW idle_in_transaction_session_timeout",
+        ))
+        .await
+        .expect("show the setting")
+        .expect("one row")
+        .try_get_by_index(0)
+        .expect("a text");
+    assert_eq!(timeout, "10s");
 }
 
 async fn count(txn: &DatabaseTransaction, sql: &str) -> i64 {
