@@ -80,7 +80,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let app = AppState::new(Inner {
         store,
         auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
-        workflow_events: WorkflowEventBus::new(),
+        workflow_events: WorkflowEventBus::for_redis_url(args.database.redis_url.as_deref())?,
         run_events,
         wake_workers,
         // An API-only node (no workers) executes no runs, not even in place.

@@ -35,6 +35,8 @@ mod validation;
 mod webhooks;
 #[path = "blackbox/websocket.rs"]
 mod websocket;
+#[path = "blackbox/workflow_events.rs"]
+mod workflow_events;
 #[path = "blackbox/workflows.rs"]
 mod workflows;
 #[path = "blackbox/workspaces.rs"]

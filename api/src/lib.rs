@@ -11,6 +11,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod redis_fanout;
 pub mod run_events;
 pub mod state;
 pub mod ws;

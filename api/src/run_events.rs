@@ -15,14 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 
 use aos_domain::ids::WorkspaceId;
 use aos_domain::journal::{RunEvent, RunEventKind};
 use aos_domain::ports::RunEventSink;
 use aos_domain::run::RunId;
+
+use crate::redis_fanout::RedisFanout;
 
 /// The Redis channel all nodes of a cluster share.
 pub const REDIS_CHANNEL: &str = "aos:run-events";
@@ -30,8 +31,8 @@ pub const REDIS_CHANNEL: &str = "aos:run-events";
 #[derive(Clone)]
 pub struct RunEventBus {
     local: LocalBus,
-    /// Events to publish on Redis, drained by a background task; `None` without Redis.
-    remote: Option<mpsc::Sender<Vec<RunEvent>>>,
+    /// The other nodes, through Redis; `None` without Redis.
+    remote: Option<RedisFanout<WireEvent>>,
 }
 
 /// Routes each event to the subscribers of its run only, so a thousand `runEvents`
@@ -123,22 +124,19 @@ impl RunEventBus {
     /// problems are logged and retried in the background; until Redis is back, other
     /// nodes see this node's events through storage.
     pub fn with_redis(url: &str, channel: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
         let local = LocalBus::new();
-        let (remote, outgoing) = mpsc::channel(Self::REDIS_BACKLOG);
-        let node = uuid::Uuid::new_v4().to_string();
-        tokio::spawn(publish_to_redis(
-            client.clone(),
-            channel.to_owned(),
-            node.clone(),
-            outgoing,
-        ));
-        tokio::spawn(receive_from_redis(
-            client,
-            channel.to_owned(),
-            node,
-            local.clone(),
-        ));
+        let others = local.clone();
+        let remote = RedisFanout::start(
+            url,
+            channel,
+            "run events",
+            Self::REDIS_BACKLOG,
+            move |wire: WireEvent| {
+                if let Some(event) = wire.into_event() {
+                    others.deliver(Arc::new(event));
+                }
+            },
+        )?;
         Ok(Self {
             local,
             remote: Some(remote),
@@ -180,7 +178,7 @@ impl RunEventSink for RunEventBus {
             self.local.deliver(Arc::new(event.clone()));
         }
         if let Some(remote) = &self.remote
-            && remote.try_send(events.to_vec()).is_err()
+            && !remote.publish(events.iter().map(WireEvent::from).collect())
         {
             tracing::warn!(
                 "the Redis publisher is behind; other nodes will read these run events from storage"
@@ -189,11 +187,10 @@ impl RunEventSink for RunEventBus {
     }
 }
 
-/// An event on the Redis channel, with the node that published it.
+/// An event on the Redis channel.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireEvent {
-    node: String,
     run_id: uuid::Uuid,
     workspace_id: uuid::Uuid,
     seq: i64,
@@ -204,10 +201,9 @@ struct WireEvent {
     data: Option<serde_json::Value>,
 }
 
-impl WireEvent {
-    fn new(node: &str, event: &RunEvent) -> Self {
+impl From<&RunEvent> for WireEvent {
+    fn from(event: &RunEvent) -> Self {
         Self {
-            node: node.to_owned(),
             run_id: event.run_id.as_uuid(),
             workspace_id: event.workspace_id.as_uuid(),
             seq: event.seq,
@@ -218,7 +214,9 @@ impl WireEvent {
             data: event.data.clone(),
         }
     }
+}
 
+impl WireEvent {
     fn into_event(self) -> Option<RunEvent> {
         Some(RunEvent {
             run_id: RunId::from_uuid(self.run_id),
@@ -230,75 +228,6 @@ impl WireEvent {
             message: self.message,
             data: self.data,
         })
-    }
-}
-
-async fn publish_to_redis(
-    client: redis::Client,
-    channel: String,
-    node: String,
-    mut outgoing: mpsc::Receiver<Vec<RunEvent>>,
-) {
-    let mut connection = None;
-    while let Some(events) = outgoing.recv().await {
-        if connection.is_none() {
-            match client.get_connection_manager().await {
-                Ok(manager) => connection = Some(manager),
-                Err(error) => {
-                    tracing::warn!(error = %error, "cannot reach Redis to publish run events");
-                    continue;
-                }
-            }
-        }
-        let Some(manager) = connection.as_mut() else {
-            continue;
-        };
-        for event in &events {
-            let Ok(payload) = serde_json::to_string(&WireEvent::new(&node, event)) else {
-                continue;
-            };
-            let published: redis::RedisResult<usize> =
-                redis::AsyncCommands::publish(manager, &channel, payload).await;
-            if let Err(error) = published {
-                tracing::warn!(error = %error, "publishing a run event on Redis failed");
-                break;
-            }
-        }
-    }
-}
-
-async fn receive_from_redis(client: redis::Client, channel: String, node: String, local: LocalBus) {
-    loop {
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
-                Ok(()) => {
-                    let mut messages = pubsub.into_on_message();
-                    while let Some(message) = messages.next().await {
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        let Ok(wire) = serde_json::from_str::<WireEvent>(&payload) else {
-                            continue;
-                        };
-                        // This node's own events went to its local bus when published.
-                        if wire.node == node {
-                            continue;
-                        }
-                        if let Some(event) = wire.into_event() {
-                            local.deliver(Arc::new(event));
-                        }
-                    }
-                    tracing::warn!("the Redis subscription for run events ended; reconnecting");
-                }
-                Err(error) => {
-                    tracing::warn!(error = %error, "subscribing to run events on Redis failed");
-                }
-            },
-            Err(error) => {
-                tracing::warn!(error = %error, "cannot reach Redis to receive run events");
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
