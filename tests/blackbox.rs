@@ -27,6 +27,8 @@ mod run_events;
 mod runs;
 #[path = "blackbox/schedules.rs"]
 mod schedules;
+#[path = "blackbox/stall.rs"]
+mod stall;
 #[path = "blackbox/tokens.rs"]
 mod tokens;
 #[path = "blackbox/validation.rs"]
