@@ -51,11 +51,6 @@ pub enum PersistenceError {
 #[derive(Debug, Clone)]
 pub struct Database {
     pub(crate) conn: DatabaseConnection,
-    /// On a SQLite file, a pool of one connection that every write transaction takes in
-    /// turn: writers queue in order here instead of colliding on SQLite's write lock, whose
-    /// busy handler sleeps in growing steps (up to 100 ms) and leaves the lock idle while
-    /// they sleep. Elsewhere writes share `conn`.
-    pub(crate) writer: Option<DatabaseConnection>,
 }
 
 impl Database {
@@ -66,9 +61,6 @@ impl Database {
 
     /// Closes every connection of the pool, e.g. before dropping a test database.
     pub async fn close(self) -> Result<(), PersistenceError> {
-        if let Some(writer) = self.writer {
-            writer.close().await.map_err(PersistenceError::Connect)?;
-        }
         self.conn.close().await.map_err(PersistenceError::Connect)
     }
 }
@@ -79,18 +71,8 @@ pub async fn connect(database_url: &str) -> Result<Database, PersistenceError> {
     let mut options = ConnectOptions::new(database_url);
     // Statement logging would print every query at INFO; tracing spans cover what we need.
     options.sqlx_logging(false).acquire_timeout(ACQUIRE_TIMEOUT);
-    let mut writer = None;
     if database_url.starts_with("sqlite:") {
-        let pool_size = configure_sqlite(database_url, &mut options)?;
-        if pool_size > 1 {
-            let mut writer_options = options.clone();
-            writer_options.max_connections(1).min_connections(1);
-            writer = Some(
-                sea_orm::Database::connect(writer_options)
-                    .await
-                    .map_err(PersistenceError::Connect)?,
-            );
-        }
+        configure_sqlite(database_url, &mut options)?;
     } else if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         options.max_connections(POSTGRES_POOL_SIZE);
         options.map_sqlx_postgres_opts(|postgres| {
@@ -109,20 +91,18 @@ pub async fn connect(database_url: &str) -> Result<Database, PersistenceError> {
     let conn = sea_orm::Database::connect(options)
         .await
         .map_err(PersistenceError::Connect)?;
-    Ok(Database { conn, writer })
+    Ok(Database { conn })
 }
 
-/// Returns the pool's size.
-fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<u32, PersistenceError> {
+fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), PersistenceError> {
     let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    let pool_size = if in_memory {
+    if in_memory {
         // Each pooled connection to a private in-memory database would see another one.
-        1
+        options.max_connections(1);
     } else {
         create_parent_directory(url)?;
-        SQLITE_POOL_SIZE
-    };
-    options.max_connections(pool_size);
+        options.max_connections(SQLITE_POOL_SIZE);
+    }
     options.map_sqlx_sqlite_opts(|sqlite| {
         sqlite
             .create_if_missing(true)
@@ -133,7 +113,7 @@ fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<u32, Pers
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
     });
-    Ok(pool_size)
+    Ok(())
 }
 
 fn create_parent_directory(url: &str) -> Result<(), PersistenceError> {

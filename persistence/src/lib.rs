@@ -18,7 +18,9 @@ mod repo;
 mod scoped;
 mod store;
 mod timestamps;
+mod txn;
 
 pub use database::{Database, PersistenceError, connect, migrate, ping};
 pub use scoped::Intent;
 pub use store::SeaStore;
+pub use txn::Txn;

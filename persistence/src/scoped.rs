@@ -8,13 +8,17 @@
 use aos_domain::access::WorkspaceScope;
 use aos_domain::error::DomainResult;
 use aos_migrations::{TENANT_ROLE, WORKSPACE_SETTING};
+use std::sync::Arc;
+
 use sea_orm::{
-    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, SqliteTransactionMode, Statement,
-    TransactionOptions, TransactionTrait,
+    AccessMode, ConnectionTrait, DbBackend, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
+use tokio::sync::OwnedMutexGuard;
 
 use crate::error::internal;
 use crate::store::SeaStore;
+use crate::txn::Txn;
 
 /// What a transaction will do, so each backend can take the right locks up front.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,17 +50,14 @@ impl SeaStore {
     ///
     /// Public so that tests can prove the row-level-security wall with raw SQL; application
     /// code reaches data through the ports, never through a raw transaction.
-    pub async fn begin_scoped(
-        &self,
-        scope: &WorkspaceScope,
-        intent: Intent,
-    ) -> DomainResult<DatabaseTransaction> {
+    pub async fn begin_scoped(&self, scope: &WorkspaceScope, intent: Intent) -> DomainResult<Txn> {
         let backend = self.db.get_database_backend();
-        let pool = match intent {
-            Intent::Read => &self.db,
-            Intent::Write => &self.writer,
+        let lane = match intent {
+            Intent::Read => None,
+            Intent::Write => self.take_write_lane().await,
         };
-        let txn = pool
+        let txn = self
+            .db
             .begin_with_options(transaction_options(backend, intent))
             .await
             .map_err(internal("begin a scoped transaction"))?;
@@ -75,16 +76,26 @@ impl SeaStore {
             .await
             .map_err(internal("set the current workspace"))?;
         }
-        Ok(txn)
+        Ok(Txn::new(txn, lane))
     }
 
     /// Opens a transaction for unscoped writes (accounts, sessions, new workspaces), which
     /// run as the connecting user.
-    pub(crate) async fn begin_unscoped_write(&self) -> DomainResult<DatabaseTransaction> {
+    pub(crate) async fn begin_unscoped_write(&self) -> DomainResult<Txn> {
         let options = transaction_options(self.db.get_database_backend(), Intent::Write);
-        self.writer
+        let lane = self.take_write_lane().await;
+        let txn = self
+            .db
             .begin_with_options(options)
             .await
-            .map_err(internal("begin a transaction"))
+            .map_err(internal("begin a transaction"))?;
+        Ok(Txn::new(txn, lane))
+    }
+
+    async fn take_write_lane(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_lane {
+            Some(lane) => Some(Arc::clone(lane).lock_owned().await),
+            None => None,
+        }
     }
 }

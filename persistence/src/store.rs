@@ -1,6 +1,9 @@
 //! `SeaStore`, the one type that implements every storage port (`repo` holds the impls).
 
-use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+use sea_orm::{DatabaseConnection, DbBackend};
+use tokio::sync::Mutex;
 
 use crate::database::Database;
 
@@ -9,16 +12,21 @@ use crate::database::Database;
 #[derive(Debug, Clone)]
 pub struct SeaStore {
     pub(crate) db: DatabaseConnection,
-    /// Where write transactions begin (see `Database::writer`).
-    pub(crate) writer: DatabaseConnection,
+    /// SQLite only: taken by every write transaction for its lifetime, so writers queue
+    /// here in order instead of colliding on SQLite's write lock, whose busy handler
+    /// sleeps in growing steps (up to 100 ms) and leaves the lock idle meanwhile. A lock
+    /// of ours, not a one-connection pool: sqlx pings a connection each time it returns
+    /// to the pool, and the next writer would wait for that too.
+    pub(crate) write_lane: Option<Arc<Mutex<()>>>,
 }
 
 impl SeaStore {
     pub fn new(database: Database) -> Self {
-        let writer = database.writer.unwrap_or_else(|| database.conn.clone());
+        let write_lane = (database.conn.get_database_backend() == DbBackend::Sqlite)
+            .then(|| Arc::new(Mutex::new(())));
         Self {
             db: database.conn,
-            writer,
+            write_lane,
         }
     }
 }

@@ -51,7 +51,7 @@ impl AccessStore for SeaStore {
                 Expr::value(timestamps::stored(now)),
             )
             .filter(api_tokens::Column::Id.eq(id.as_uuid()))
-            .exec(&self.writer)
+            .exec(&self.db)
             .await
             .map_err(internal("record an API token's use"))?;
         Ok(())

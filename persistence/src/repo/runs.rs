@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{NullOrdering, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, Order, QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveModelTrait, ActiveValue, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    Order, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use uuid::Uuid;
 
@@ -30,6 +30,7 @@ use crate::error::{internal, missing_or_conflict};
 use crate::scoped::Intent;
 use crate::store::SeaStore;
 use crate::timestamps;
+use crate::txn::Txn;
 
 /// Stores `steps` of a run, replacing the stored state of any step journaled before.
 pub(super) async fn store_steps(
@@ -111,7 +112,7 @@ fn in_workspace(workspace_id: Uuid) -> Select<runs::Entity> {
     runs::Entity::find().filter(runs::Column::WorkspaceId.eq(workspace_id))
 }
 
-async fn commit(txn: DatabaseTransaction) -> DomainResult<()> {
+async fn commit(txn: Txn) -> DomainResult<()> {
     txn.commit().await.map_err(internal("commit a run change"))
 }
 
@@ -151,7 +152,7 @@ pub(super) fn queued_row(workspace_id: Uuid, run: &NewRun) -> runs::Model {
 /// transaction, and returns the events numbered. `NotFound("workflow")` when the pinned
 /// version is not in the run's workspace.
 pub(super) async fn insert_run_row(
-    txn: &DatabaseTransaction,
+    txn: &Txn,
     row: runs::Model,
     steps: Vec<StepRecord>,
     events: Vec<NewRunEvent>,
@@ -184,11 +185,7 @@ pub(super) async fn insert_run_row(
 /// Inserts a queued run with its reused steps and its `RUN_QUEUED` event (seq 1), in the
 /// caller's transaction. `NotFound("workflow")` when the pinned version is not in the
 /// workspace.
-pub(crate) async fn insert_run(
-    txn: &DatabaseTransaction,
-    workspace_id: Uuid,
-    run: NewRun,
-) -> DomainResult<Run> {
+pub(crate) async fn insert_run(txn: &Txn, workspace_id: Uuid, run: NewRun) -> DomainResult<Run> {
     let row = queued_row(workspace_id, &run);
     let queued = NewRunEvent::queued(run.trigger, row.created_at);
     insert_run_row(txn, row.clone(), run.reused_steps, vec![queued]).await?;

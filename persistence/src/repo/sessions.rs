@@ -91,7 +91,7 @@ impl SessionStore for SeaStore {
             )
             .filter(refresh_tokens::Column::Id.eq(token.id))
             .filter(refresh_tokens::Column::SpentAt.is_null())
-            .exec(&self.writer)
+            .exec(&self.db)
             .await
             .map_err(internal("spend a refresh token"))?;
         if spent.rows_affected == 1 {
@@ -122,7 +122,7 @@ impl SessionStore for SeaStore {
             )
             .filter(session_families::Column::Id.eq(family_id.as_uuid()))
             .filter(session_families::Column::RevokedAt.is_null())
-            .exec(&self.writer)
+            .exec(&self.db)
             .await
             .map_err(internal("revoke a session family"))?;
         Ok(())
@@ -145,7 +145,7 @@ impl SessionStore for SeaStore {
             created_at: timestamps::stored(key.created_at),
         };
         signing_keys::Entity::insert(row.into_active_model())
-            .exec_without_returning(&self.writer)
+            .exec_without_returning(&self.db)
             .await
             .map_err(internal("store a signing key"))?;
         Ok(())

@@ -39,7 +39,7 @@ impl UserStore for SeaStore {
             created_at: timestamps::now(),
         };
         users::Entity::insert(row.clone().into_active_model())
-            .exec_without_returning(&self.writer)
+            .exec_without_returning(&self.db)
             .await
             .map_err(conflict_on_unique(
                 "create a user",

@@ -15,8 +15,8 @@ use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowChange, WorkflowVersio
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, RelationDef, RelationTrait, Select, SelectTwo,
+    ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, RelationDef, RelationTrait, Select, SelectTwo,
 };
 use uuid::Uuid;
 
@@ -26,6 +26,7 @@ use crate::error::{corrupt_row, internal};
 use crate::scoped::Intent;
 use crate::store::SeaStore;
 use crate::timestamps;
+use crate::txn::Txn;
 
 /// Joins each workflow to the row of its current version.
 pub(super) fn current_version() -> RelationDef {
@@ -73,7 +74,7 @@ fn locked_row(workspace_id: Uuid, id: WorkflowId) -> Select<workflows::Entity> {
         .lock_exclusive()
 }
 
-async fn commit(txn: DatabaseTransaction) -> DomainResult<()> {
+async fn commit(txn: Txn) -> DomainResult<()> {
     txn.commit()
         .await
         .map_err(internal("commit a workflow change"))

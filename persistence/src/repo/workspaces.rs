@@ -141,7 +141,7 @@ async fn ensure_an_owner_remains(
     Ok(())
 }
 
-async fn commit(txn: sea_orm::DatabaseTransaction) -> DomainResult<()> {
+async fn commit(txn: crate::txn::Txn) -> DomainResult<()> {
     txn.commit()
         .await
         .map_err(internal("commit a workspace change"))
