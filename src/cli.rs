@@ -37,8 +37,9 @@ pub struct DatabaseArgs {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// Redis, for a cluster: live run events reach subscribers on every node at once.
-    /// Unset: events are local to each process (other nodes read them from the database).
+    /// Redis, for a cluster: live run and workflow events reach subscribers on every node
+    /// at once. Unset: events are local to each process (run events from other nodes are
+    /// read from the database).
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 

@@ -3,7 +3,7 @@
 
 pub mod code;
 pub mod http;
-mod loop_node;
+pub mod loop_node;
 pub mod scheduler;
 pub mod step;
 pub mod worker;

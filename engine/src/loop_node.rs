@@ -2,24 +2,65 @@
 //! most `concurrency` iterations in flight, and outputs the last body step's output of
 //! each iteration, in element order (see `LoopConfig` in the domain for the semantics).
 //!
-//! Durability: the loop is one step of the run's journal. A loop executed again (a retry
-//! of the node, or a worker resuming after a crash) runs every iteration again, and each
-//! body `http.request` carries the per-item key
-//! `{runId}:{loopNodeId}:{index}:{bodyStepId}` so receivers can tell repeats apart.
-//! Journaling iterations one by one is future work.
+//! Durability: a loop whose body has a side effect reports each finished iteration
+//! ([`LoopProgress`]), and the worker journals them with the loop's RUNNING step, at most
+//! every [`ITEM_JOURNAL_INTERVAL`]. A worker that resumes the loop after a crash reuses
+//! the journaled iterations and runs only the others; those that finished after the last
+//! write run again, and each body `http.request` carries the per-item key
+//! `{runId}:{loopNodeId}:{index}:{bodyStepId}` so receivers can tell repeats apart. A
+//! retry of the loop node (a new attempt after it failed) runs every iteration again.
 //!
 //! Bounds: at most `maxItems` iterations; a body step's `retry` pauses inside the attempt,
 //! at most `LoopConfig::MAX_BODY_RETRY_PAUSE_MS` each (the validator's limit), while the
 //! worker's heartbeat keeps the run's lease. Each iteration copies the loop's scope once.
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
 use aos_domain::run::{RetryDecision, StepOutcome, UnitFraction, next_attempt};
 use aos_domain::workflow::node_types::{LoopConfig, LoopStep};
 
 use crate::step::{Attempt, NodeServices, Scope, execute_body_step};
+
+/// How often, at most, finished iterations are journaled while a loop runs.
+pub const ITEM_JOURNAL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The key under which a running loop's step output keeps its finished iterations.
+const DONE_ITEMS: &str = "doneItems";
+
+/// What a loop attempt knows of its iterations beyond its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoopProgress<'a> {
+    /// Iterations journaled by an attempt that did not see the loop through, by index.
+    pub done: Option<&'a BTreeMap<usize, Value>>,
+    /// Where each iteration this attempt finishes is reported, for journaling.
+    pub report: Option<&'a mpsc::UnboundedSender<(usize, Value)>>,
+}
+
+/// The output a running loop's step is journaled with: its finished iterations.
+pub fn progress_output(done: &BTreeMap<usize, Value>) -> Value {
+    let items: Map<String, Value> = done
+        .iter()
+        .map(|(index, output)| (index.to_string(), output.clone()))
+        .collect();
+    json!({ DONE_ITEMS: items })
+}
+
+/// The finished iterations in the output of a loop step journaled RUNNING.
+pub fn done_items(running_output: Option<&Value>) -> BTreeMap<usize, Value> {
+    running_output
+        .and_then(|output| output.get(DONE_ITEMS))
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(index, output)| Some((index.parse().ok()?, output.clone())))
+        .collect()
+}
 
 pub(crate) async fn execute(
     config: &LoopConfig,
@@ -96,6 +137,9 @@ async fn iteration(
     index: usize,
     item: &Value,
 ) -> Result<Value, String> {
+    if let Some(done) = attempt.loop_progress.done.and_then(|done| done.get(&index)) {
+        return Ok(done.clone());
+    }
     let mut scope = iteration_scope(attempt.scope, index, item);
     let mut last = Value::Null;
     for step in &config.steps {
@@ -106,6 +150,10 @@ async fn iteration(
             steps.insert(step.id.to_string(), output.clone());
         }
         last = output;
+    }
+    if let Some(report) = attempt.loop_progress.report {
+        // Only the attempt's end closes the receiver, and then nobody needs the report.
+        let _ = report.send((index, last.clone()));
     }
     Ok(last)
 }

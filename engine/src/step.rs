@@ -28,7 +28,7 @@ use aos_domain::workflow::node_types::{
 
 use crate::code::{CodeInput, CodeLimits, run_code};
 use crate::http::{HttpClient, OutgoingRequest};
-use crate::loop_node;
+use crate::loop_node::{self, LoopProgress};
 
 /// What an attempt needs to know about where it runs.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct Attempt<'a> {
     /// When the step first started: a delay counts from then, across restarts.
     pub started_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// For a `loop`: iterations already journaled, and where to report new ones.
+    pub loop_progress: LoopProgress<'a>,
 }
 
 /// The outside world a node may touch.

@@ -9,6 +9,7 @@ use aos_domain::workflow::{Definition, validate_definition};
 use super::{Attempt, AttemptResult, NodeServices, execute, is_truthy};
 use crate::code::CodeLimits;
 use crate::http::{HttpClient, HttpPolicy};
+use crate::loop_node::LoopProgress;
 
 /// A definition whose trigger leads to the single node under test, `n`.
 fn with_node(node: Value) -> Definition {
@@ -78,6 +79,7 @@ async fn run_node_with(
         idempotency_key: &key,
         started_at,
         now: started_at + chrono::Duration::milliseconds(now_offset_ms),
+        loop_progress: LoopProgress::default(),
     };
     execute(node, attempt, &services(allow_private)).await
 }

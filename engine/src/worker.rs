@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -46,6 +46,7 @@ use aos_domain::workflow::definition::Node;
 use aos_domain::workflow::node_types::{NodeKind, NodeType};
 use aos_domain::workflow::{Definition, validate_definition};
 
+use crate::loop_node::{ITEM_JOURNAL_INTERVAL, LoopProgress, done_items, progress_output};
 use crate::step::{Attempt, AttemptResult, NodeServices, execute};
 
 #[derive(Debug, Clone)]
@@ -404,7 +405,7 @@ impl Engine {
             }
         }
         let result = self
-            .attempt_with_heartbeat(journal, state, node, started_at)
+            .attempt_with_heartbeat(journal, state, node, attempt, started_at)
             .await?;
         let finished_at = Utc::now();
         if let AttemptResult::Finished(StepOutcome::Failed(error)) = &result
@@ -444,17 +445,26 @@ impl Engine {
     }
 
     /// Runs one attempt while keeping the lease alive; a lost lease abandons the attempt.
+    /// A loop with side effects has its finished iterations journaled as it goes.
     async fn attempt_with_heartbeat(
         &self,
         journal: &mut Journaler<'_>,
         state: &RunState<'_>,
         node: &Node,
+        attempt_number: u32,
         started_at: DateTime<Utc>,
     ) -> Result<AttemptResult, QueueError> {
         let scope = state.scope();
         let input = state.input_of(node);
         let inputs = state.taken_inputs_of(node);
         let key = IdempotencyKey::for_step(state.run_id, node.id());
+        let journals_items = matches!(node.kind(), NodeKind::Loop(_)) && has_side_effects(node);
+        let resumed_items = if journals_items {
+            state.done_items(node)
+        } else {
+            BTreeMap::new()
+        };
+        let (report, mut reported) = mpsc::unbounded_channel();
         let attempt = Attempt {
             scope: &scope,
             input: &input,
@@ -462,27 +472,44 @@ impl Engine {
             idempotency_key: &key,
             started_at,
             now: Utc::now(),
+            loop_progress: LoopProgress {
+                done: Some(&resumed_items),
+                report: journals_items.then_some(&report),
+            },
         };
+        let mut done_items = resumed_items.clone();
+        let mut unwritten: Vec<usize> = Vec::new();
+        let mut item_journal = tokio::time::interval(ITEM_JOURNAL_INTERVAL);
+        item_journal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let work = execute(node, attempt, &self.services);
         tokio::pin!(work);
         let beat = (self.config.lease / 3).max(MIN_HEARTBEAT);
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + beat, beat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
+            // A heartbeat is an empty journal write, and journaling iterations extends the
+            // lease as well: either tells us the lease is gone (and then the attempt is
+            // dropped). A storage error says neither, so the attempt goes on; journaling
+            // its result finds out whether the lease held.
+            let written = tokio::select! {
                 result = &mut work => return Ok(result),
-                _ = heartbeat.tick() => {
-                    // A heartbeat is an empty journal write: it extends the lease, or
-                    // tells us it is gone (and then the attempt is dropped). A storage
-                    // error says neither, so the attempt goes on; journaling its result
-                    // finds out whether the lease held.
-                    match journal.heartbeat().await {
-                        Ok(_) => {}
-                        Err(QueueError::Refused(refusal)) => return Err(refusal.into()),
-                        Err(QueueError::Storage(error)) => {
-                            tracing::warn!(error = %error, "a heartbeat failed");
-                        }
-                    }
+                Some((index, output)) = reported.recv() => {
+                    done_items.insert(index, output);
+                    unwritten.push(index);
+                    continue;
+                }
+                _ = item_journal.tick(), if !unwritten.is_empty() => {
+                    let items = std::mem::take(&mut unwritten);
+                    let write = state.loop_progress(node, attempt_number, started_at, &done_items, items);
+                    journal.write(write).await
+                }
+                _ = heartbeat.tick() => journal.heartbeat().await,
+            };
+            match written {
+                Ok(_) => {}
+                Err(QueueError::Refused(refusal)) => return Err(refusal.into()),
+                Err(QueueError::Storage(error)) => {
+                    tracing::warn!(error = %error, "a heartbeat or a loop's progress write failed");
                 }
             }
         }
@@ -806,6 +833,57 @@ impl<'d> RunState<'d> {
             }
         }
         inputs
+    }
+
+    /// The iterations a loop journaled while RUNNING (empty unless it was interrupted).
+    fn done_items(&self, node: &Node) -> BTreeMap<usize, Value> {
+        match self.records.get(node.id().as_str()) {
+            Some(record) if record.status == StepStatus::Running => {
+                done_items(record.output.as_ref())
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+
+    /// A write of a loop's finished iterations: its step, still RUNNING, with them as its
+    /// output so far, and a `STEP_LOG` naming the new ones.
+    fn loop_progress(
+        &self,
+        node: &Node,
+        attempt: u32,
+        started_at: DateTime<Utc>,
+        done: &BTreeMap<usize, Value>,
+        new: Vec<usize>,
+    ) -> Journal {
+        let listed: Vec<String> = new.iter().map(usize::to_string).collect();
+        let record = StepRecord {
+            node_id: node.id().to_string(),
+            status: StepStatus::Running,
+            attempt,
+            input: Some(self.input_of(node)),
+            output: Some(progress_output(done)),
+            error: None,
+            branch: None,
+            finish_order: None,
+            started_at: Some(started_at),
+            finished_at: None,
+        };
+        Journal {
+            steps: vec![record],
+            events: vec![event(
+                RunEventKind::StepLog,
+                Some(node),
+                format!(
+                    "{}: {} {} done ({} so far)",
+                    node.id(),
+                    if new.len() == 1 { "item" } else { "items" },
+                    listed.join(", "),
+                    done.len()
+                ),
+                Some(json!({"attempt": attempt, "doneItems": new, "done": done.len()})),
+            )],
+            ..Journal::default()
+        }
     }
 
     fn started_event(&self, write: &mut Journal, node: &Node, attempt: u32) {

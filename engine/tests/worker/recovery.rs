@@ -12,7 +12,7 @@ use aos_engine::worker::EngineConfig;
 use aos_persistence::SeaStore;
 use chrono::Utc;
 use serde_json::{Value, json};
-use wiremock::matchers::method;
+use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::harness::{Harness, LEASE_MS, config, now_ms};
@@ -23,6 +23,7 @@ on_every_backend!(
     a_worker_that_lost_its_lease_writes_nothing,
     heartbeats_keep_the_lease_of_a_step_longer_than_it,
     a_run_continues_after_the_steps_it_reuses,
+    a_loop_resumed_after_a_crash_skips_the_items_it_journaled,
 );
 
 /// How long to wait for something another task does; only a hang reaches it.
@@ -310,4 +311,120 @@ async fn a_run_continues_after_the_steps_it_reuses(store: SeaStore) {
         ],
     )
     .await;
+}
+
+async fn a_loop_resumed_after_a_crash_skips_the_items_it_journaled(store: SeaStore) {
+    let t = Harness::new(store).await;
+    let server = MockServer::start().await;
+    // Item 2's first request hangs, as if the worker died while waiting for it.
+    Mock::given(method("POST"))
+        .and(path("/items/2"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(600)))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&server)
+        .await;
+    let run_id = t
+        .start(
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "each", "type": "loop", "config": {
+                        "items": "{{ [0, 1, 2, 3] }}",
+                        "concurrency": 1,
+                        "steps": [
+                            {"id": "send", "type": "http.request", "config": {
+                                "method": "POST", "url": format!("{}/items/{{{{ item }}}}", server.uri())}},
+                            {"id": "seen", "type": "set", "config": {"fields": {"item": "{{ item }}", "status": "{{ steps.send.status }}"}}}
+                        ]
+                    }}
+                ],
+                "edges": [{"from": "start", "to": "each"}]
+            }),
+            json!({}),
+        )
+        .await;
+    let first = t.claim(run_id).await;
+    let engine = std::sync::Arc::clone(&t.engine);
+    let doomed = tokio::spawn(async move { engine.drive(first).await });
+    // Items 0 and 1 are done and journaled while item 2 hangs.
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let steps = t.steps(run_id).await;
+            let journaled = steps
+                .iter()
+                .find(|step| step.node_id == "each")
+                .and_then(|step| step.output.as_ref())
+                .and_then(|output| output["doneItems"].as_object())
+                .map_or(0, |done| done.len());
+            if journaled == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the first worker journals items 0 and 1");
+
+    doomed.abort();
+    assert!(doomed.await.is_err_and(|error| error.is_cancelled()));
+    let second = t
+        .claim_at("w2", now_ms() + LEASE_MS + 1_000)
+        .await
+        .expect("claimable once the lease ran out");
+    t.engine
+        .drive(second)
+        .await
+        .expect("the second worker drives");
+
+    let run = t.run(run_id).await;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(
+        run.output,
+        Some(json!([
+            {"item": 0, "status": 200},
+            {"item": 1, "status": 200},
+            {"item": 2, "status": 200},
+            {"item": 3, "status": 200}
+        ]))
+    );
+    let requests = server.received_requests().await.expect("recording is on");
+    let sent: Vec<(String, String)> = requests
+        .iter()
+        .map(|request| {
+            let key = request
+                .headers
+                .get("idempotency-key")
+                .and_then(|key| key.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            (request.url.path().to_owned(), key)
+        })
+        .collect();
+    let key = |index: usize| format!("{run_id}:each:{index}:send");
+    assert_eq!(
+        sent,
+        [
+            ("/items/0".to_owned(), key(0)),
+            ("/items/1".to_owned(), key(1)),
+            ("/items/2".to_owned(), key(2)),
+            // Only the item that was in flight is sent again, with the same key.
+            ("/items/2".to_owned(), key(2)),
+            ("/items/3".to_owned(), key(3)),
+        ]
+    );
+    let logs: Vec<_> = t
+        .events(run_id)
+        .await
+        .into_iter()
+        .filter(|event| event.kind.as_str() == "STEP_LOG")
+        .map(|event| event.data.expect("data")["doneItems"].clone())
+        .collect();
+    assert!(
+        logs.first() == Some(&json!([0])) || logs.first() == Some(&json!([0, 1])),
+        "progress is logged as it is journaled: {logs:?}"
+    );
 }
