@@ -1,11 +1,12 @@
 //! `SeaStore`, the one type that implements every storage port (`repo` holds the impls).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::Mutex;
 
 use crate::database::Database;
+use crate::repo::run_batch::RunBatcher;
 
 /// The sea-orm implementation of `aos_domain::ports::Store`. Cheap to clone; clones share
 /// the connection pool.
@@ -18,6 +19,8 @@ pub struct SeaStore {
     /// of ours, not a one-connection pool: sqlx pings a connection each time it returns
     /// to the pool, and the next writer would wait for that too.
     pub(crate) write_lane: Option<Arc<Mutex<()>>>,
+    /// Started with the first run it stores (it needs a runtime; `new` may run outside).
+    run_batcher: Arc<OnceLock<RunBatcher>>,
 }
 
 impl SeaStore {
@@ -27,6 +30,19 @@ impl SeaStore {
         Self {
             db: database.conn,
             write_lane,
+            run_batcher: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The group commit of complete runs, on this store's pool and write lane.
+    pub(crate) fn run_batcher(&self) -> &RunBatcher {
+        self.run_batcher.get_or_init(|| {
+            // Its own store holds no batcher, so the task ends once this store is gone.
+            RunBatcher::start(Self {
+                db: self.db.clone(),
+                write_lane: self.write_lane.clone(),
+                run_batcher: Arc::new(OnceLock::new()),
+            })
+        })
     }
 }

@@ -7,6 +7,7 @@
 
 mod access;
 mod queue;
+pub(crate) mod run_batch;
 mod runs;
 mod sessions;
 mod triggers;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use aos_domain::DomainError;
 use aos_domain::journal::{
-    ClaimedRun, Journal, JournalRefusal, NewRunEvent, RunChange, RunEventKind,
+    ClaimedRun, Journal, JournalRefusal, NewRun, NewRunEvent, RunChange, RunEventKind, StepRecord,
 };
 use aos_domain::ports::{
     CancelOutcome, LeaseRenewal, QueueError, RunQueue, RunStore, WorkflowStore,
@@ -37,6 +37,8 @@ on_every_backend!(
     a_sleep_written_after_a_cancel_request_does_not_delay_the_cancel,
     concurrent_claims_never_share_a_run,
     a_run_deleted_with_its_workflow_is_gone,
+    a_run_inserted_claimed_is_leased_to_its_worker,
+    complete_runs_stored_together_fail_only_for_their_own_reasons,
 );
 
 /// The queue runs unscoped, as the connecting role that owns the tables. On a managed
@@ -657,4 +659,141 @@ async fn a_run_deleted_with_its_workflow_is_gone(t: Ctx) {
     assert_eq!(refusal(gone), JournalRefusal::RunGone);
     assert_eq!(t.store.run(&scope, run.id).await.expect("read"), None);
     assert!(events(&t, &scope, run.id).await.is_empty());
+}
+
+/// A run executed in place and stored with its first write: leased to the worker that
+/// executes it, claimable by nobody else until the lease ends, journaled like any other.
+async fn a_run_inserted_claimed_is_leased_to_its_worker(t: Ctx) {
+    let ada = t.user("ada").await;
+    let (_, scope) = t.workspace(&ada, "Acme").await;
+    let workflow = workflows::create(&t, &scope, "Now").await;
+    let run = new_run(&workflow, T0);
+    let run_id = run.id;
+    let first = Journal {
+        starts: Some(at(T0 + 1)),
+        steps: vec![step("hook", StepStatus::Running, Some(T0 + 1))],
+        events: vec![
+            event(RunEventKind::RunStarted, None, T0 + 1),
+            event(RunEventKind::StepStarted, Some("hook"), T0 + 1),
+        ],
+        run: None,
+    };
+
+    let (lease, renewal) = t
+        .store
+        .insert_claimed(scope.workspace_id(), run, "now", first, T0 + 1, LEASE_MS)
+        .await
+        .expect("stored");
+
+    let seqs: Vec<(i64, RunEventKind)> = renewal
+        .events
+        .iter()
+        .map(|event| (event.seq, event.kind))
+        .collect();
+    assert_eq!(
+        seqs,
+        [
+            (1, RunEventKind::RunQueued),
+            (2, RunEventKind::RunStarted),
+            (3, RunEventKind::StepStarted)
+        ]
+    );
+    assert_eq!(
+        claim(&t, "w1", T0 + 2).await,
+        None,
+        "leased to its executor"
+    );
+    let stored = t
+        .store
+        .run(&scope, run_id)
+        .await
+        .expect("read")
+        .expect("the run");
+    assert_eq!(stored.status, RunStatus::Running);
+    t.store
+        .journal(
+            &lease,
+            finished(RunStatus::Succeeded, RunEventKind::RunSucceeded, T0 + 3),
+            T0 + 3,
+            LEASE_MS,
+        )
+        .await
+        .expect("its executor journals on");
+    assert_eq!(events(&t, &scope, run_id).await.len(), 4);
+    assert_eq!(claim(&t, "w1", T0 + LEASE_MS + 10).await, None, "finished");
+}
+
+/// Runs that end in their first write are stored in shared transactions. One among them
+/// whose workflow version does not exist fails alone, and the others are stored whole.
+async fn complete_runs_stored_together_fail_only_for_their_own_reasons(t: Ctx) {
+    let ada = t.user("ada").await;
+    let (_, scope) = t.workspace(&ada, "Acme").await;
+    let workflow = workflows::create(&t, &scope, "Now").await;
+    let complete = || Journal {
+        starts: Some(at(T0 + 1)),
+        steps: vec![StepRecord {
+            status: StepStatus::Succeeded,
+            finish_order: Some(1),
+            finished_at: Some(at(T0 + 1)),
+            ..step("hook", StepStatus::Succeeded, Some(T0 + 1))
+        }],
+        events: vec![
+            event(RunEventKind::RunStarted, None, T0 + 1),
+            event(RunEventKind::StepStarted, Some("hook"), T0 + 1),
+            event(RunEventKind::StepSucceeded, Some("hook"), T0 + 1),
+            event(RunEventKind::RunSucceeded, None, T0 + 1),
+        ],
+        run: Some(RunChange::Finished {
+            status: RunStatus::Succeeded,
+            output: Some(json!({"ok": true})),
+            error: None,
+            at: at(T0 + 1),
+        }),
+    };
+    let mut runs: Vec<NewRun> = (0..24).map(|_| new_run(&workflow, T0)).collect();
+    runs[7].workflow_version = 99;
+    let doomed = runs[7].id;
+
+    let stored = futures::future::join_all(runs.iter().cloned().map(|run| {
+        let store = t.store.clone();
+        let workspace = scope.workspace_id();
+        let journal = complete();
+        tokio::spawn(async move {
+            store
+                .insert_claimed(workspace, run, "now", journal, T0 + 1, LEASE_MS)
+                .await
+        })
+    }))
+    .await;
+
+    for (run, outcome) in runs.iter().zip(stored) {
+        let outcome = outcome.expect("the task ran");
+        if run.id == doomed {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(QueueError::Storage(DomainError::NotFound("workflow")))
+                ),
+                "{outcome:?}"
+            );
+            assert!(events(&t, &scope, run.id).await.is_empty());
+            continue;
+        }
+        let (_, renewal) = outcome.expect("stored");
+        assert_eq!(renewal.events.len(), 5);
+        let read = t
+            .store
+            .run(&scope, run.id)
+            .await
+            .expect("read")
+            .expect("the run");
+        assert_eq!(read.status, RunStatus::Succeeded);
+        assert_eq!(read.output, Some(json!({"ok": true})));
+        assert_eq!(events(&t, &scope, run.id).await, renewal.events);
+    }
+    assert_eq!(
+        claim(&t, "w1", T0 + LEASE_MS + 10).await,
+        None,
+        "all finished"
+    );
 }
