@@ -103,6 +103,9 @@ fn configure_sqlite(url: &str, options: &mut ConnectOptions) -> Result<(), Persi
         create_parent_directory(url)?;
         options.max_connections(SQLITE_POOL_SIZE);
     }
+    // A connection to a local file does not go stale the way a socket does, and the test
+    // is one more round trip to the connection's thread on every acquire.
+    options.test_before_acquire(false);
     options.map_sqlx_sqlite_opts(|sqlite| {
         sqlite
             .create_if_missing(true)
