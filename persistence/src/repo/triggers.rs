@@ -23,26 +23,15 @@ use crate::timestamps;
 #[async_trait]
 impl TriggerStore for SeaStore {
     async fn webhook_target(&self, key: &str) -> DomainResult<Option<TriggerTarget>> {
-        let Some(workflow) = workflows::Entity::find()
+        // One query: every webhook call starts here.
+        let found = workflows::Entity::find()
             .filter(workflows::Column::WebhookKey.eq(key))
+            .select_also(workflow_versions::Entity)
+            .join(JoinType::InnerJoin, current_version())
             .one(&self.db)
             .await
-            .map_err(internal("find a webhook's workflow"))?
-        else {
-            return Ok(None);
-        };
-        let version =
-            workflow_versions::Entity::find_by_id((workflow.id, workflow.current_version))
-                .one(&self.db)
-                .await
-                .map_err(internal("read a webhook's workflow version"))?;
-        Ok(version.map(|version| TriggerTarget {
-            workspace_id: WorkspaceId::from_uuid(workflow.workspace_id),
-            workflow_id: WorkflowId::from_uuid(workflow.id),
-            version: version.version,
-            active: workflow.active,
-            definition: version.definition,
-        }))
+            .map_err(internal("find a webhook's workflow"))?;
+        Ok(found.and_then(|(workflow, version)| Some(target(workflow, version?))))
     }
 
     async fn enqueue_triggered(&self, target: &TriggerTarget, run: NewRun) -> DomainResult<Run> {
@@ -76,16 +65,7 @@ impl TriggerStore for SeaStore {
             .map_err(internal("list active workflows"))?;
         Ok(rows
             .into_iter()
-            .filter_map(|(workflow, version)| {
-                let version = version?;
-                Some(TriggerTarget {
-                    workspace_id: WorkspaceId::from_uuid(workflow.workspace_id),
-                    workflow_id: WorkflowId::from_uuid(workflow.id),
-                    version: version.version,
-                    active: workflow.active,
-                    definition: version.definition,
-                })
-            })
+            .filter_map(|(workflow, version)| Some(target(workflow, version?)))
             .collect())
     }
 
@@ -125,5 +105,15 @@ impl TriggerStore for SeaStore {
             .await
             .map_err(internal("commit a scheduled run"))?;
         Ok(Some(run))
+    }
+}
+
+fn target(workflow: workflows::Model, version: workflow_versions::Model) -> TriggerTarget {
+    TriggerTarget {
+        workspace_id: WorkspaceId::from_uuid(workflow.workspace_id),
+        workflow_id: WorkflowId::from_uuid(workflow.id),
+        version: version.version,
+        active: workflow.active,
+        definition: version.definition,
     }
 }
