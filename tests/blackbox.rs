@@ -13,6 +13,8 @@ mod architecture;
 mod auth;
 #[path = "blackbox/crash.rs"]
 mod crash;
+#[path = "blackbox/in_place.rs"]
+mod in_place;
 #[path = "blackbox/isolation.rs"]
 mod isolation;
 #[path = "blackbox/nodes.rs"]

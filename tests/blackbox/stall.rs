@@ -50,9 +50,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 /// One request the recorder received.
 #[derive(Clone, Debug)]
-struct Delivery {
-    idempotency_key: Option<String>,
-    body: Value,
+pub(crate) struct Delivery {
+    pub(crate) idempotency_key: Option<String>,
+    pub(crate) body: Value,
 }
 
 struct Shared {
@@ -64,8 +64,9 @@ struct Shared {
 
 /// An HTTP server that records every `POST /deliveries` and answers `{"delivery": n}`,
 /// `n` counting requests from 1; the answer to the first waits for `release_first`.
-struct Recorder {
-    url: String,
+/// (`in_place.rs` uses it too.)
+pub(crate) struct Recorder {
+    pub(crate) url: String,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -78,7 +79,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Recorder {
     /// Serves on a runtime of its own: the test's runtime blocks while a server starts,
     /// and a request must be seen as it arrives.
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the recorder");
         listener
             .set_nonblocking(true)
@@ -115,11 +116,11 @@ impl Recorder {
         }
     }
 
-    fn deliveries(&self) -> Vec<Delivery> {
+    pub(crate) fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.deliveries).clone()
     }
 
-    fn release_first(&self) {
+    pub(crate) fn release_first(&self) {
         self.shared.first_released.send_replace(true);
     }
 }
@@ -237,7 +238,7 @@ impl Drop for FrozenServer {
 // ---- the scenario's pieces ----
 
 /// Polls `done` until it holds; panics naming `what` if it does not within the guard.
-async fn wait_until(what: &str, done: impl Fn() -> bool) {
+pub(crate) async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + HANG_GUARD;
     while !done() {
         assert!(
@@ -307,7 +308,7 @@ fn node_event_kinds(run: &Value, node_id: Option<&str>) -> Vec<String> {
 /// The run succeeded once: contiguous events, started and ended once, every step one
 /// record that succeeded on its first attempt, started and succeeded once.
 #[track_caller]
-fn assert_succeeded_once(run: &Value, run_id: &str) {
+pub(crate) fn assert_succeeded_once(run: &Value, run_id: &str) {
     let context = pretty(run);
     assert_eq!(run["status"], "SUCCEEDED", "{context}");
     assert_eq!(run["error"], Value::Null, "{context}");
