@@ -15,8 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use aos_testkit::{FreshDatabase, POSTGRES_URL_VARIABLE, postgres_admin_url};
 use futures::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -72,75 +72,23 @@ impl Drop for DataDir {
 /// A database of its own on the Postgres server named by `AOS_TEST_DATABASE_URL`, dropped
 /// (connections and all) on drop.
 pub struct TestDatabase {
-    server_url: String,
-    name: String,
     pub url: String,
+    _database: FreshDatabase,
 }
 
 impl TestDatabase {
     /// `None` when `AOS_TEST_DATABASE_URL` is unset: the server then uses its SQLite default.
     pub async fn create_if_configured() -> Option<Self> {
-        let server_url = std::env::var("AOS_TEST_DATABASE_URL")
-            .ok()
-            .filter(|url| !url.trim().is_empty())?;
-        let name = format!("aos_bb_{}", Uuid::new_v4().simple());
-        let connection = Database::connect(server_url.as_str())
+        let server_url = postgres_admin_url()?;
+        let database = FreshDatabase::postgres(&server_url, "aos_bb")
             .await
             .unwrap_or_else(|error| {
-                panic!("connect to AOS_TEST_DATABASE_URL={server_url}: {error}")
+                panic!("create a test database on {POSTGRES_URL_VARIABLE}={server_url}: {error:#}")
             });
-        connection
-            .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .unwrap_or_else(|error| panic!("create test database {name}: {error}"));
-        let _ = connection.close().await;
-        let url = with_database_name(&server_url, &name);
         Some(Self {
-            server_url,
-            name,
-            url,
+            url: database.url().to_owned(),
+            _database: database,
         })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let server_url = self.server_url.clone();
-        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        // Drop runs inside the test's runtime, which cannot be blocked on; a short-lived
-        // runtime on its own thread can.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(connection) = Database::connect(server_url.as_str()).await {
-                    let _ = connection.execute_unprepared(&statement).await;
-                    let _ = connection.close().await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
-}
-
-/// `postgres://user@host:port/anything?params` with the database path replaced.
-fn with_database_name(server_url: &str, name: &str) -> String {
-    let (base, params) = match server_url.split_once('?') {
-        Some((base, params)) => (base, Some(params)),
-        None => (server_url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match params {
-        Some(params) => format!("{host_part}/{name}?{params}"),
-        None => format!("{host_part}/{name}"),
     }
 }
 
@@ -1092,26 +1040,5 @@ impl WsClient {
                 None => return None,
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database_name;
-
-    #[test]
-    fn database_name_replaces_the_path_and_keeps_parameters() {
-        assert_eq!(
-            with_database_name("postgres://postgres@127.0.0.1:5432/test", "aos_bb_1"),
-            "postgres://postgres@127.0.0.1:5432/aos_bb_1"
-        );
-        assert_eq!(
-            with_database_name("postgres://u:p@h/db?sslmode=disable", "x"),
-            "postgres://u:p@h/x?sslmode=disable"
-        );
-        assert_eq!(
-            with_database_name("postgres://h:5432", "x"),
-            "postgres://h:5432/x"
-        );
     }
 }

@@ -4,16 +4,15 @@
 //! SQLite tests use a file in a new temporary directory. Postgres tests run when
 //! `AOS_TEST_DATABASE_URL` names a server: each creates `aos_t_<random>` through that URL
 //! and drops it afterwards, best-effort, even when the test panics. Without the variable a
-//! Postgres test reports that it was skipped and passes.
+//! Postgres test reports that it was skipped and passes. Creating and removing the
+//! databases is `aos-testkit`'s; connecting and migrating is done here.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, resume_unwind};
 
 use aos_persistence::{Database, SeaStore, connect, migrate};
+use aos_testkit::{FreshDatabase, POSTGRES_URL_VARIABLE, postgres_admin_url};
 use futures::FutureExt;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
-
-pub const POSTGRES_URL_VARIABLE: &str = "AOS_TEST_DATABASE_URL";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -41,82 +40,31 @@ where
 
 struct Fixture {
     database: Database,
-    place: Place,
-}
-
-enum Place {
-    Sqlite(tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    fresh: FreshDatabase,
 }
 
 impl Fixture {
     async fn create(backend: Backend) -> Option<Self> {
-        let fixture = match backend {
-            Backend::Sqlite => Self::sqlite().await,
-            Backend::Postgres => Self::postgres().await?,
+        let fresh = match backend {
+            Backend::Sqlite => {
+                FreshDatabase::sqlite("aos_t", "aos.db").expect("create a SQLite test database")
+            }
+            Backend::Postgres => FreshDatabase::postgres(&postgres_admin_url()?, "aos_t")
+                .await
+                .expect("create the test database"),
         };
-        migrate(&fixture.database)
-            .await
-            .expect("migrate the test database");
-        Some(fixture)
-    }
-
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let file = dir.path().join("aos.db");
-        let url = format!("sqlite://{}?mode=rwc", file.display());
-        let database = connect(&url).await.expect("open a SQLite test database");
-        Self {
-            database,
-            place: Place::Sqlite(dir),
-        }
-    }
-
-    async fn postgres() -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VARIABLE).ok()?;
-        let name = format!("aos_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_connection(&admin_url).await;
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create the test database");
-        drop(admin.close().await);
-        let mut url = url::Url::parse(&admin_url).expect("a valid Postgres URL");
-        url.set_path(&name);
-        let database = connect(url.as_str())
+        let database = connect(fresh.url())
             .await
             .expect("connect to the test database");
-        Some(Self {
-            database,
-            place: Place::Postgres { admin_url, name },
-        })
+        migrate(&database).await.expect("migrate the test database");
+        Some(Self { database, fresh })
     }
 
     async fn destroy(self) {
         // Best effort: a leftover test database is litter, not a failure.
         drop(self.database.close().await);
-        match self.place {
-            Place::Sqlite(dir) => drop(dir.close()),
-            Place::Postgres { admin_url, name } => {
-                let admin = admin_connection(&admin_url).await;
-                let dropped = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                if let Err(error) = dropped {
-                    eprintln!("could not drop test database {name}: {error}");
-                }
-                drop(admin.close().await);
-            }
-        }
+        self.fresh.destroy().await;
     }
-}
-
-async fn admin_connection(url: &str) -> DatabaseConnection {
-    let mut options = ConnectOptions::new(url);
-    options.max_connections(1).sqlx_logging(false);
-    sea_orm::Database::connect(options)
-        .await
-        .expect("connect to the Postgres server named by AOS_TEST_DATABASE_URL")
 }
 
 /// Declares each listed `async fn(SeaStore)` as a test on SQLite and on Postgres.

@@ -4,7 +4,8 @@
 //! directory that exists, so `connect` has to create it). Postgres tests run when
 //! `AOS_TEST_DATABASE_URL` names a server: each creates `aos_t_<random>` through that URL
 //! and drops it afterwards, best-effort, even when the test panics. Without the variable a
-//! Postgres test reports that it was skipped and passes.
+//! Postgres test reports that it was skipped and passes. Creating and removing the
+//! databases is `aos-testkit`'s; connecting and migrating is done here.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, resume_unwind};
@@ -15,10 +16,8 @@ use aos_domain::ports::{AccessStore, UserStore};
 use aos_domain::user::{Email, User, UserName};
 use aos_domain::workspace::{Role, Workspace, WorkspaceName};
 use aos_persistence::{Database, SeaStore, connect, migrate};
+use aos_testkit::{FreshDatabase, POSTGRES_URL_VARIABLE, postgres_admin_url};
 use futures::FutureExt;
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection};
-
-pub const POSTGRES_URL_VARIABLE: &str = "AOS_TEST_DATABASE_URL";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -96,123 +95,37 @@ where
 
 struct Fixture {
     database: Database,
-    place: Place,
-}
-
-enum Place {
-    Sqlite(tempfile::TempDir),
-    Postgres {
-        admin_url: String,
-        name: String,
-        owner: Option<String>,
-    },
+    fresh: FreshDatabase,
 }
 
 impl Fixture {
     async fn create(backend: Backend) -> Option<Self> {
-        let fixture = match backend {
-            Backend::Sqlite => Self::sqlite().await,
-            Backend::Postgres => Self::postgres(false).await?,
-            Backend::PostgresAsOwner => Self::postgres(true).await?,
-        };
-        migrate(&fixture.database)
-            .await
-            .expect("migrate the test database");
-        Some(fixture)
-    }
-
-    async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("create a temporary directory");
-        let file = dir.path().join("not-yet-there").join("aos.db");
-        let url = format!("sqlite://{}?mode=rwc", file.display());
-        let database = connect(&url).await.expect("open a SQLite test database");
-        Self {
-            database,
-            place: Place::Sqlite(dir),
-        }
-    }
-
-    async fn postgres(as_owner: bool) -> Option<Self> {
-        let admin_url = std::env::var(POSTGRES_URL_VARIABLE).ok()?;
-        let name = format!("aos_t_{}", uuid::Uuid::new_v4().simple());
-        let admin = admin_connection(&admin_url).await;
-        let mut url = url::Url::parse(&admin_url).expect("a valid Postgres URL");
-        url.set_path(&name);
-        let owner = if as_owner {
-            // A managed server's application role: it may create roles, nothing more.
-            let password = uuid::Uuid::new_v4().simple().to_string();
-            admin
-                .execute_unprepared(&format!(
-                    "CREATE ROLE {name} LOGIN CREATEROLE PASSWORD '{password}'"
-                ))
+        let fresh = match backend {
+            // One level deeper than the directory that exists, so `connect` has to create it.
+            Backend::Sqlite => FreshDatabase::sqlite("aos_t", "not-yet-there/aos.db")
+                .expect("create a SQLite test database"),
+            Backend::Postgres => FreshDatabase::postgres(&postgres_admin_url()?, "aos_t")
                 .await
-                .expect("create the owner role");
-            url.set_username(&name).expect("a URL with a user");
-            url.set_password(Some(&password))
-                .expect("a URL with a password");
-            Some(name.clone())
-        } else {
-            None
+                .expect("create the test database"),
+            // A managed server's application role: it may create roles, nothing more.
+            Backend::PostgresAsOwner => {
+                FreshDatabase::postgres_with_owner(&postgres_admin_url()?, "aos_t")
+                    .await
+                    .expect("create the test database and its owner role")
+            }
         };
-        let owner_clause = owner
-            .as_ref()
-            .map(|role| format!(" OWNER {role}"))
-            .unwrap_or_default();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}{owner_clause}"))
-            .await
-            .expect("create the test database");
-        drop(admin.close().await);
-        let database = connect(url.as_str())
+        let database = connect(fresh.url())
             .await
             .expect("connect to the test database");
-        Some(Self {
-            database,
-            place: Place::Postgres {
-                admin_url,
-                name,
-                owner,
-            },
-        })
+        migrate(&database).await.expect("migrate the test database");
+        Some(Self { database, fresh })
     }
 
     async fn destroy(self) {
         // Best effort: a leftover test database is litter, not a failure.
         drop(self.database.close().await);
-        match self.place {
-            Place::Sqlite(dir) => drop(dir.close()),
-            Place::Postgres {
-                admin_url,
-                name,
-                owner,
-            } => {
-                let admin = admin_connection(&admin_url).await;
-                let dropped = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
-                if let Err(error) = dropped {
-                    eprintln!("could not drop test database {name}: {error}");
-                }
-                if let Some(role) = owner {
-                    let dropped = admin
-                        .execute_unprepared(&format!("DROP ROLE IF EXISTS {role}"))
-                        .await;
-                    if let Err(error) = dropped {
-                        eprintln!("could not drop test role {role}: {error}");
-                    }
-                }
-                drop(admin.close().await);
-            }
-        }
+        self.fresh.destroy().await;
     }
-}
-
-async fn admin_connection(url: &str) -> DatabaseConnection {
-    let mut options = ConnectOptions::new(url);
-    options.max_connections(1).sqlx_logging(false);
-    sea_orm::Database::connect(options)
-        .await
-        .expect("connect to the Postgres server named by AOS_TEST_DATABASE_URL")
 }
 
 /// Declares each listed `async fn(Ctx)` as a test on SQLite and on Postgres.
