@@ -262,17 +262,11 @@ impl RunConnection {
 
 impl RunConnection {
     pub fn new(nodes: Vec<RunObject>, has_next_page: bool) -> Self {
-        let edges: Vec<RunEdge> = nodes
-            .into_iter()
-            .map(|node| RunEdge {
-                cursor: node.run.id.to_string(),
-                node,
-            })
-            .collect();
-        let page_info = PageInfo::forward(
+        let (edges, page_info) = PageInfo::forward_page(
+            nodes,
             has_next_page,
-            edges.first().map(|e| e.cursor.clone()),
-            edges.last().map(|e| e.cursor.clone()),
+            |node| node.run.id.to_string(),
+            |cursor, node| RunEdge { cursor, node },
         );
         Self { edges, page_info }
     }

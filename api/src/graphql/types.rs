@@ -403,17 +403,11 @@ impl WorkflowConnection {
 
 impl WorkflowConnection {
     fn new(nodes: Vec<WorkflowObject>, has_next_page: bool) -> Self {
-        let edges: Vec<WorkflowEdge> = nodes
-            .into_iter()
-            .map(|node| WorkflowEdge {
-                cursor: node.workflow.id.to_string(),
-                node,
-            })
-            .collect();
-        let page_info = PageInfo::forward(
+        let (edges, page_info) = PageInfo::forward_page(
+            nodes,
             has_next_page,
-            edges.first().map(|e| e.cursor.clone()),
-            edges.last().map(|e| e.cursor.clone()),
+            |node| node.workflow.id.to_string(),
+            |cursor, node| WorkflowEdge { cursor, node },
         );
         Self { edges, page_info }
     }
@@ -434,17 +428,31 @@ pub struct PageInfo {
 }
 
 impl PageInfo {
-    /// Pages are only ever walked forwards, so there is never a previous page.
-    pub fn forward(
+    /// The edges of a page of `nodes`, each with its `cursor`, and the page's info. Pages
+    /// are only ever walked forwards, so there is never a previous page.
+    pub fn forward_page<N, E>(
+        nodes: Vec<N>,
         has_next_page: bool,
-        start_cursor: Option<String>,
-        end_cursor: Option<String>,
-    ) -> Self {
-        Self {
+        cursor: impl Fn(&N) -> String,
+        edge: impl Fn(String, N) -> E,
+    ) -> (Vec<E>, Self) {
+        let mut start_cursor = None;
+        let mut end_cursor = None;
+        let edges = nodes
+            .into_iter()
+            .map(|node| {
+                let cursor = cursor(&node);
+                start_cursor.get_or_insert_with(|| cursor.clone());
+                end_cursor = Some(cursor.clone());
+                edge(cursor, node)
+            })
+            .collect();
+        let info = Self {
             has_next_page,
             has_previous_page: false,
             start_cursor,
             end_cursor,
-        }
+        };
+        (edges, info)
     }
 }
