@@ -44,29 +44,17 @@ async fn migrations_round_trip_on_sqlite() {
 
 #[tokio::test]
 async fn migrations_round_trip_on_postgres() {
-    let Ok(server) = std::env::var("AOS_TEST_DATABASE_URL") else {
+    let Some(server) = aos_testkit::postgres_admin_url() else {
         eprintln!("skipped: set AOS_TEST_DATABASE_URL to run the Postgres round trip");
         return;
     };
-    let name = format!("aos_m_{}", std::process::id());
-    let admin = Database::connect(server.as_str()).await.expect("connect");
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await
-        .expect("clear a leftover database");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+    let fresh = aos_testkit::FreshDatabase::postgres(&server, "aos_m")
         .await
         .expect("create a database");
-    let (base, _) = server.rsplit_once('/').expect("a URL with a database name");
-    let db = Database::connect(format!("{base}/{name}"))
+    let db = Database::connect(fresh.url())
         .await
         .expect("connect to the new database");
     round_trip(&db).await;
     drop(db.close().await);
-    drop(
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await,
-    );
+    fresh.destroy().await;
 }
