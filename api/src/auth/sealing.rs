@@ -2,11 +2,8 @@
 //! master key, with AES-256-GCM. A fresh random nonce per seal; the associated data binds
 //! a ciphertext to its purpose and row, so it cannot be moved to another row and opened.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use rand::RngCore;
-
-const NONCE_LEN: usize = 12;
+use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::KeyInit;
 
 #[derive(Clone)]
 pub struct MasterKey(Aes256Gcm);
@@ -26,36 +23,11 @@ impl MasterKey {
 
     /// `nonce || ciphertext+tag`.
     pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealingError> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let ciphertext = self
-            .0
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plaintext,
-                    aad,
-                },
-            )
-            .map_err(|_| SealingError::Seal)?;
-        Ok([nonce.as_slice(), &ciphertext].concat())
+        aos_vault::seal(&self.0, plaintext, aad).map_err(|_| SealingError::Seal)
     }
 
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, SealingError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(SealingError::Open);
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let nonce = <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| SealingError::Open)?;
-        self.0
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad,
-                },
-            )
-            .map_err(|_| SealingError::Open)
+        aos_vault::open(&self.0, sealed, aad).map_err(|_| SealingError::Open)
     }
 }
 
