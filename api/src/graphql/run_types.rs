@@ -15,6 +15,7 @@ use crate::error::ApiResult;
 const EVENTS_PER_READ: u64 = 1000;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DomainRunStatus")]
 pub enum RunStatus {
     Queued,
     Running,
@@ -23,33 +24,10 @@ pub enum RunStatus {
     Cancelled,
 }
 
-impl From<DomainRunStatus> for RunStatus {
-    fn from(status: DomainRunStatus) -> Self {
-        match status {
-            DomainRunStatus::Queued => RunStatus::Queued,
-            DomainRunStatus::Running => RunStatus::Running,
-            DomainRunStatus::Succeeded => RunStatus::Succeeded,
-            DomainRunStatus::Failed => RunStatus::Failed,
-            DomainRunStatus::Cancelled => RunStatus::Cancelled,
-        }
-    }
-}
-
-impl From<RunStatus> for DomainRunStatus {
-    fn from(status: RunStatus) -> Self {
-        match status {
-            RunStatus::Queued => DomainRunStatus::Queued,
-            RunStatus::Running => DomainRunStatus::Running,
-            RunStatus::Succeeded => DomainRunStatus::Succeeded,
-            RunStatus::Failed => DomainRunStatus::Failed,
-            RunStatus::Cancelled => DomainRunStatus::Cancelled,
-        }
-    }
-}
-
 /// The contract's four values, plus `RETRYING` for a step waiting for its next attempt
 /// and `PENDING`, which a stored step never has but the domain names.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DomainStepStatus")]
 pub enum StepStatus {
     Pending,
     Running,
@@ -57,19 +35,6 @@ pub enum StepStatus {
     Succeeded,
     Failed,
     Skipped,
-}
-
-impl From<DomainStepStatus> for StepStatus {
-    fn from(status: DomainStepStatus) -> Self {
-        match status {
-            DomainStepStatus::Pending => StepStatus::Pending,
-            DomainStepStatus::Running => StepStatus::Running,
-            DomainStepStatus::Retrying => StepStatus::Retrying,
-            DomainStepStatus::Succeeded => StepStatus::Succeeded,
-            DomainStepStatus::Failed => StepStatus::Failed,
-            DomainStepStatus::Skipped => StepStatus::Skipped,
-        }
-    }
 }
 
 pub struct RunObject {

@@ -20,33 +20,12 @@ use crate::authz::parse_id;
 use crate::error::ApiResult;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "DomainRole")]
 pub enum Role {
     Owner,
     Admin,
     Editor,
     Viewer,
-}
-
-impl From<DomainRole> for Role {
-    fn from(role: DomainRole) -> Self {
-        match role {
-            DomainRole::Owner => Role::Owner,
-            DomainRole::Admin => Role::Admin,
-            DomainRole::Editor => Role::Editor,
-            DomainRole::Viewer => Role::Viewer,
-        }
-    }
-}
-
-impl From<Role> for DomainRole {
-    fn from(role: Role) -> Self {
-        match role {
-            Role::Owner => DomainRole::Owner,
-            Role::Admin => DomainRole::Admin,
-            Role::Editor => DomainRole::Editor,
-            Role::Viewer => DomainRole::Viewer,
-        }
-    }
 }
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
