@@ -14,3 +14,21 @@ mod triggers;
 mod users;
 mod workflows;
 mod workspaces;
+
+use aos_domain::error::DomainResult;
+use aos_domain::page::Page;
+
+/// A page out of `rows`, read with one row more than `first` asked for: that extra row
+/// only tells whether another page follows.
+fn page_from<M, T>(
+    mut rows: Vec<M>,
+    first: u64,
+    convert: impl Fn(M) -> DomainResult<T>,
+) -> DomainResult<Page<T>> {
+    let has_next_page = rows.len() as u64 > first;
+    rows.truncate(usize::try_from(first).unwrap_or(usize::MAX));
+    Ok(Page {
+        items: rows.into_iter().map(convert).collect::<DomainResult<_>>()?,
+        has_next_page,
+    })
+}

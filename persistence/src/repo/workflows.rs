@@ -146,22 +146,14 @@ impl WorkflowStore for SeaStore {
         }
         let txn = self.begin_scoped(scope, Intent::Read).await?;
         // One extra row tells whether another page follows.
-        let mut rows = query
+        let rows = query
             .order_by_desc(workflows::Column::Id)
             .limit(page.first.saturating_add(1))
             .all(&txn)
             .await
             .map_err(internal("list workflows"))?;
         commit(txn).await?;
-        let has_next_page = rows.len() as u64 > page.first;
-        rows.truncate(usize::try_from(page.first).unwrap_or(usize::MAX));
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(assemble)
-                .collect::<DomainResult<_>>()?,
-            has_next_page,
-        })
+        super::page_from(rows, page.first, assemble)
     }
 
     async fn update_workflow(
