@@ -22,6 +22,7 @@ use futures::stream::FuturesOrdered;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use aos_domain::expr::type_name;
 use aos_domain::run::{RetryDecision, StepOutcome, UnitFraction, next_attempt};
 use aos_domain::workflow::node_types::{LoopConfig, LoopStep};
 
@@ -42,13 +43,73 @@ pub struct LoopProgress<'a> {
     pub report: Option<&'a mpsc::UnboundedSender<(usize, Value)>>,
 }
 
-/// The output a running loop's step is journaled with: its finished iterations.
-pub fn progress_output(done: &BTreeMap<usize, Value>) -> Value {
-    let items: Map<String, Value> = done
-        .iter()
-        .map(|(index, output)| (index.to_string(), output.clone()))
-        .collect();
-    json!({ DONE_ITEMS: items })
+/// The iterations a running loop reports as they finish, held until they are due for a
+/// write, at most every [`ITEM_JOURNAL_INTERVAL`].
+pub(crate) struct FinishedItems {
+    reported: mpsc::UnboundedReceiver<(usize, Value)>,
+    done: BTreeMap<usize, Value>,
+    unwritten: Vec<usize>,
+    due: tokio::time::Interval,
+}
+
+/// Iterations due for a write: the new ones, and the loop's step output with all of them.
+pub(crate) struct DueItems {
+    pub(crate) new: Vec<usize>,
+    pub(crate) done: usize,
+    pub(crate) output: Value,
+}
+
+impl FinishedItems {
+    /// Starts from the iterations journaled before; the sender is for [`LoopProgress`].
+    pub(crate) fn new(
+        journaled: BTreeMap<usize, Value>,
+    ) -> (Self, mpsc::UnboundedSender<(usize, Value)>) {
+        let (report, reported) = mpsc::unbounded_channel();
+        let mut due = tokio::time::interval(ITEM_JOURNAL_INTERVAL);
+        due.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let items = Self {
+            reported,
+            done: journaled,
+            unwritten: Vec::new(),
+            due,
+        };
+        (items, report)
+    }
+
+    /// Waits for finished iterations to be due for a write. Cancel-safe: what arrived
+    /// before a cancel stays for the next call.
+    pub(crate) async fn next_due(&mut self) -> DueItems {
+        loop {
+            tokio::select! {
+                Some((index, output)) = self.reported.recv() => {
+                    self.done.insert(index, output);
+                    self.unwritten.push(index);
+                }
+                _ = self.due.tick(), if !self.unwritten.is_empty() => {
+                    let items: Map<String, Value> = self
+                        .done
+                        .iter()
+                        .map(|(index, output)| (index.to_string(), output.clone()))
+                        .collect();
+                    return DueItems {
+                        new: std::mem::take(&mut self.unwritten),
+                        done: self.done.len(),
+                        output: json!({ DONE_ITEMS: items }),
+                    };
+                }
+                // The attempt that reports dropped its sender: nothing more will come.
+                else => std::future::pending().await,
+            }
+        }
+    }
+}
+
+/// Waits on `items` when the loop journals its iterations; forever otherwise.
+pub(crate) async fn next_due(items: &mut Option<FinishedItems>) -> DueItems {
+    match items {
+        Some(items) => items.next_due().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The finished iterations in the output of a loop step journaled RUNNING.
@@ -103,7 +164,7 @@ fn items(config: &LoopConfig, scope: &Value) -> Result<Vec<Value>, String> {
         return Err(format!(
             "items: `{}` must evaluate to an array, and it evaluated to {}",
             config.items,
-            kind_of(&rendered)
+            type_name(&rendered)
         ));
     };
     let limit = usize::try_from(config.max_items).unwrap_or(usize::MAX);
@@ -115,17 +176,6 @@ fn items(config: &LoopConfig, scope: &Value) -> Result<Vec<Value>, String> {
         ));
     }
     Ok(items)
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Runs the body for element `index`; the output of its last step, or an error naming the

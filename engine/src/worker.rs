@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -46,7 +46,7 @@ use aos_domain::workflow::definition::Node;
 use aos_domain::workflow::node_types::{NodeKind, NodeType};
 use aos_domain::workflow::{Definition, validate_definition};
 
-use crate::loop_node::{ITEM_JOURNAL_INTERVAL, LoopProgress, done_items, progress_output};
+use crate::loop_node::{DueItems, FinishedItems, LoopProgress, done_items, next_due};
 use crate::step::{Attempt, AttemptResult, NodeServices, execute};
 
 #[derive(Debug, Clone)]
@@ -459,12 +459,17 @@ impl Engine {
         let inputs = state.taken_inputs_of(node);
         let key = IdempotencyKey::for_step(state.run_id, node.id());
         let journals_items = matches!(node.kind(), NodeKind::Loop(_)) && has_side_effects(node);
-        let resumed_items = if journals_items {
+        let journaled_items = if journals_items {
             state.done_items(node)
         } else {
             BTreeMap::new()
         };
-        let (report, mut reported) = mpsc::unbounded_channel();
+        let (mut finished_items, report) = if journals_items {
+            let (items, report) = FinishedItems::new(journaled_items.clone());
+            (Some(items), Some(report))
+        } else {
+            (None, None)
+        };
         let attempt = Attempt {
             scope: &scope,
             input: &input,
@@ -473,14 +478,10 @@ impl Engine {
             started_at,
             now: Utc::now(),
             loop_progress: LoopProgress {
-                done: Some(&resumed_items),
-                report: journals_items.then_some(&report),
+                done: Some(&journaled_items),
+                report: report.as_ref(),
             },
         };
-        let mut done_items = resumed_items.clone();
-        let mut unwritten: Vec<usize> = Vec::new();
-        let mut item_journal = tokio::time::interval(ITEM_JOURNAL_INTERVAL);
-        item_journal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let work = execute(node, attempt, &self.services);
         tokio::pin!(work);
         let beat = (self.config.lease / 3).max(MIN_HEARTBEAT);
@@ -493,15 +494,8 @@ impl Engine {
             // its result finds out whether the lease held.
             let written = tokio::select! {
                 result = &mut work => return Ok(result),
-                Some((index, output)) = reported.recv() => {
-                    done_items.insert(index, output);
-                    unwritten.push(index);
-                    continue;
-                }
-                _ = item_journal.tick(), if !unwritten.is_empty() => {
-                    let items = std::mem::take(&mut unwritten);
-                    let write = state.loop_progress(node, attempt_number, started_at, &done_items, items);
-                    journal.write(write).await
+                due = next_due(&mut finished_items) => {
+                    journal.write(state.loop_progress(node, attempt_number, started_at, due)).await
                 }
                 _ = heartbeat.tick() => journal.heartbeat().await,
             };
@@ -852,16 +846,15 @@ impl<'d> RunState<'d> {
         node: &Node,
         attempt: u32,
         started_at: DateTime<Utc>,
-        done: &BTreeMap<usize, Value>,
-        new: Vec<usize>,
+        due: DueItems,
     ) -> Journal {
-        let listed: Vec<String> = new.iter().map(usize::to_string).collect();
+        let listed: Vec<String> = due.new.iter().map(usize::to_string).collect();
         let record = StepRecord {
             node_id: node.id().to_string(),
             status: StepStatus::Running,
             attempt,
             input: Some(self.input_of(node)),
-            output: Some(progress_output(done)),
+            output: Some(due.output),
             error: None,
             branch: None,
             finish_order: None,
@@ -876,11 +869,11 @@ impl<'d> RunState<'d> {
                 format!(
                     "{}: {} {} done ({} so far)",
                     node.id(),
-                    if new.len() == 1 { "item" } else { "items" },
+                    if due.new.len() == 1 { "item" } else { "items" },
                     listed.join(", "),
-                    done.len()
+                    due.done
                 ),
-                Some(json!({"attempt": attempt, "doneItems": new, "done": done.len()})),
+                Some(json!({"attempt": attempt, "doneItems": due.new, "done": due.done})),
             )],
             ..Journal::default()
         }

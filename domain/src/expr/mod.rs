@@ -65,6 +65,7 @@ mod tree;
 mod tests;
 
 pub use ast::Expr;
+pub use ops::type_name;
 pub use template::{Template, parse_template, parse_template_with};
 pub use tree::{
     check_templates, check_templates_with, render_value, render_value_with, templates_in,

@@ -64,7 +64,7 @@ impl Num {
 }
 
 /// The article-and-type phrase used in error messages: "a string", "null".
-pub(crate) fn type_name(value: &Value) -> &'static str {
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
