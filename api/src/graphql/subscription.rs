@@ -8,7 +8,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use aos_domain::access::{Action, WorkspaceScope};
+use aos_domain::access::{Action, Principal, WorkspaceScope};
 use aos_domain::ids::WorkspaceId;
 
 use aos_domain::ports::ObjectRef;
@@ -21,26 +21,16 @@ use super::{app, request};
 use crate::authz::{parse_id, scope_for, scope_in};
 use crate::error::{ApiError, ApiResult};
 use crate::events::{WorkflowEvent, WorkflowEventKind as Kind};
+use crate::state::AppState;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[graphql(remote = "Kind")]
 pub enum WorkflowEventKind {
     Created,
     Updated,
     Activated,
     Deactivated,
     Deleted,
-}
-
-impl From<Kind> for WorkflowEventKind {
-    fn from(kind: Kind) -> Self {
-        match kind {
-            Kind::Created => Self::Created,
-            Kind::Updated => Self::Updated,
-            Kind::Activated => Self::Activated,
-            Kind::Deactivated => Self::Deactivated,
-            Kind::Deleted => Self::Deleted,
-        }
-    }
 }
 
 pub struct WorkflowEventObject {
@@ -108,17 +98,8 @@ impl Subscription {
         ctx: &Context<'_>,
         workspace_id: ID,
     ) -> Result<impl Stream<Item = ApiResult<RunObject>> + use<>, ApiError> {
-        let state = app(ctx)?.clone();
-        let principal = request(ctx)?.caller.principal()?.clone();
-        let workspace_id: WorkspaceId = parse_id(&workspace_id, "workspace")?;
-        scope_in(
-            &state,
-            &principal,
-            workspace_id,
-            Action::ReadRuns,
-            "workspace",
-        )
-        .await?;
+        let (state, principal, workspace_id) =
+            allowed_in_workspace(ctx, &workspace_id, Action::ReadRuns).await?;
         Ok(run_streams::workspace_runs(state, principal, workspace_id))
     }
 
@@ -128,17 +109,8 @@ impl Subscription {
         ctx: &Context<'_>,
         workspace_id: ID,
     ) -> Result<impl Stream<Item = ApiResult<WorkflowEventObject>> + use<>, ApiError> {
-        let state = app(ctx)?.clone();
-        let principal = request(ctx)?.caller.principal()?.clone();
-        let workspace_id: WorkspaceId = parse_id(&workspace_id, "workspace")?;
-        scope_in(
-            &state,
-            &principal,
-            workspace_id,
-            Action::ReadWorkflows,
-            "workspace",
-        )
-        .await?;
+        let (state, principal, workspace_id) =
+            allowed_in_workspace(ctx, &workspace_id, Action::ReadWorkflows).await?;
         let events = BroadcastStream::new(state.workflow_events.subscribe());
         let stream = events
             .filter(move |event| match event {
@@ -167,4 +139,17 @@ impl Subscription {
         });
         Ok(stream)
     }
+}
+
+/// The app state, the caller and the workspace, once the caller may do `action` there.
+async fn allowed_in_workspace(
+    ctx: &Context<'_>,
+    workspace_id: &ID,
+    action: Action,
+) -> Result<(AppState, Principal, WorkspaceId), ApiError> {
+    let state = app(ctx)?.clone();
+    let principal = request(ctx)?.caller.principal()?.clone();
+    let workspace_id: WorkspaceId = parse_id(workspace_id, "workspace")?;
+    scope_in(&state, &principal, workspace_id, action, "workspace").await?;
+    Ok((state, principal, workspace_id))
 }
