@@ -12,12 +12,12 @@ use tokio::net::TcpListener;
 use aos_api::auth::jwt::SigningKeys;
 use aos_api::auth::sealing::MasterKey;
 use aos_api::config::{ApiConfig, GraphqlLimits};
-use aos_api::definitions::DefinitionCache;
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
 use aos_api::state::{AppState, Inner};
 use aos_domain::ports::{RunExecutor, Store};
+use aos_domain::workflow::DefinitionCache;
 use aos_engine::worker::InPlaceExecutor;
 
 use crate::cli::ServeArgs;

@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
-pub mod definitions;
 pub mod error;
 pub mod events;
 pub mod graphql;

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use aos_domain::journal::Run;
 use aos_domain::ports::{RunEventSink, RunExecutor, Store};
+use aos_domain::workflow::DefinitionCache;
 
 use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
-use crate::definitions::DefinitionCache;
 use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
 use crate::run_events::RunEventBus;

@@ -44,7 +44,7 @@ use aos_domain::run::{
 };
 use aos_domain::workflow::definition::Node;
 use aos_domain::workflow::node_types::{NodeKind, NodeType};
-use aos_domain::workflow::{Definition, validate_definition};
+use aos_domain::workflow::{Definition, DefinitionCache};
 
 use crate::loop_node::{DueItems, FinishedItems, LoopProgress, done_items, next_due};
 use crate::step::{Attempt, AttemptResult, NodeServices, execute};
@@ -93,6 +93,8 @@ pub struct Engine {
     config: EngineConfig,
     wake: Notify,
     in_place: Arc<Semaphore>,
+    /// Claims of runs pinned to one version validate its definition once.
+    definitions: DefinitionCache,
 }
 
 impl Engine {
@@ -107,6 +109,7 @@ impl Engine {
             services,
             events,
             in_place: Arc::new(Semaphore::new(config.in_place_limit)),
+            definitions: DefinitionCache::default(),
             config,
             wake: Notify::new(),
         })
@@ -273,7 +276,11 @@ impl Engine {
             journal.cancel(steps.iter()).await?;
             return Ok(None);
         }
-        let definition = match validate_definition(&definition) {
+        let definition = match self.definitions.get(
+            run.workflow_id,
+            run.workflow_version,
+            &definition,
+        ) {
             Ok(definition) => definition,
             Err(problems) => {
                 let error = format!(

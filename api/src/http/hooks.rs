@@ -60,7 +60,7 @@ pub async fn hook(
         Ok(_) => return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook"),
         Err(error) => return internal(error),
     };
-    let Some(definition) =
+    let Ok(definition) =
         app.definitions
             .get(target.workflow_id, target.version, &target.definition)
     else {

@@ -2,6 +2,7 @@
 //! version and bumps the current version number; old versions are never rewritten, so a
 //! run can always name exactly the graph it executed.
 
+mod cache;
 mod config;
 pub mod definition;
 mod edges;
@@ -22,6 +23,7 @@ use serde::Serialize;
 use crate::DomainError;
 use crate::ids::{UserId, WorkflowId, WorkspaceId};
 
+pub use cache::DefinitionCache;
 pub use definition::Definition;
 pub use validate::validate_definition;
 

@@ -1,19 +1,21 @@
 //! Validated workflow definitions, kept per (workflow, version): a stored version never
-//! changes, so validating it once serves every webhook call and every run that follows.
+//! changes, so validating it once serves every webhook call and every claim of a run
+//! pinned to it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use aos_domain::ids::WorkflowId;
-use aos_domain::workflow::{Definition, validate_definition};
+use crate::ids::WorkflowId;
+use crate::workflow::{Definition, Problem, validate_definition};
 
 /// Versions kept at most; past it the cache starts over, which costs one validation per
 /// version in use, not correctness.
 const CAPACITY: usize = 4_096;
 
-/// By (workflow, version); `None`: the stored definition does not validate (saved before
-/// a rule tightened).
-type Versions = HashMap<(WorkflowId, i32), Option<Arc<Definition>>>;
+/// By (workflow, version); the problems when the stored definition does not validate
+/// (saved before a rule tightened).
+type Validated = Result<Arc<Definition>, Arc<[Problem]>>;
+type Versions = HashMap<(WorkflowId, i32), Validated>;
 
 #[derive(Default)]
 pub struct DefinitionCache {
@@ -27,13 +29,13 @@ impl DefinitionCache {
         workflow_id: WorkflowId,
         version: i32,
         stored: &serde_json::Value,
-    ) -> Option<Arc<Definition>> {
+    ) -> Validated {
         let key = (workflow_id, version);
         if let Some(known) = self.lock().get(&key) {
             return known.clone();
         }
         // Validated outside the lock: two callers may both validate a new version once.
-        let validated = validate_definition(stored).ok().map(Arc::new);
+        let validated: Validated = validate_definition(stored).map(Arc::new).map_err(Arc::from);
         let mut versions = self.lock();
         if versions.len() >= CAPACITY {
             versions.clear();
@@ -83,7 +85,10 @@ mod tests {
     fn an_invalid_version_is_remembered_as_invalid() {
         let cache = DefinitionCache::default();
         let workflow = WorkflowId::generate();
-        assert!(cache.get(workflow, 1, &json!({"nodes": []})).is_none());
-        assert!(cache.get(workflow, 1, &definition("a")).is_none());
+        let problems = cache
+            .get(workflow, 1, &json!({"nodes": []}))
+            .expect_err("invalid");
+        assert!(!problems.is_empty());
+        assert!(cache.get(workflow, 1, &definition("a")).is_err());
     }
 }
