@@ -28,6 +28,52 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Print the GraphQL schema (SDL); `schema.graphql` must equal it byte for byte.
     Schema,
+    /// Manage the master keys that seal connection credentials and signing keys.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Base64 of 32 random bytes. Unset: kept in `<data-dir>/master.key`, generated on
+    /// first start. Every node of a cluster needs the same key.
+    #[arg(long, env = "AOS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+
+    /// Comma-separated base64 keys that `AOS_MASTER_KEY` replaced: still used to open
+    /// what they sealed until `keys rotate` has re-sealed it all under the current key.
+    #[arg(long, env = "AOS_MASTER_KEY_PREVIOUS", hide_env_values = true)]
+    pub master_key_previous: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// Where the keys and what they seal live.
+#[derive(Debug, Args)]
+pub struct KeyStoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Show the current and previous master keys and what each one seals.
+    Status(KeyStoreArgs),
+    /// Make a new master key current and re-seal every data key and signing key under
+    /// it, while servers keep running. With the key file, the new key is generated into
+    /// it; with `AOS_MASTER_KEY`, set it to the new key and `AOS_MASTER_KEY_PREVIOUS` to
+    /// the old ones first.
+    Rotate(KeyStoreArgs),
+    /// Drop from the key file the previous keys that seal nothing any more.
+    Retire(KeyStoreArgs),
+    /// Print a fresh random key in the form `AOS_MASTER_KEY` takes.
+    Generate,
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +131,9 @@ pub struct WorkerArgs {
     pub database: DatabaseArgs,
 
     #[command(flatten)]
+    pub keys: KeyArgs,
+
+    #[command(flatten)]
     pub engine: EngineArgs,
 }
 
@@ -100,10 +149,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AOS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Base64 of 32 random bytes. Unset: generated once into `<data-dir>/master.key`.
-    /// Every node of a cluster needs the same key.
-    #[arg(long, env = "AOS_MASTER_KEY", hide_env_values = true)]
-    pub master_key: Option<String>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Webhook runs (`respond: onCompletion`) this node executes at once itself, on top of
     /// its workers, instead of queueing them; 0 queues every run. Past the limit, runs

@@ -7,8 +7,9 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use aos_domain::ports::{RunEventSink, RunQueue};
+use aos_domain::ports::{ConnectionSecrets, RunEventSink, RunQueue};
 use aos_engine::code::CodeLimits;
+use aos_engine::connection_test::HttpConnectionTester;
 use aos_engine::http::{HttpClient, HttpPolicy};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
@@ -21,6 +22,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 pub struct Workers {
     pub engine: Arc<Engine>,
+    http: HttpClient,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
@@ -31,6 +33,7 @@ impl Workers {
         in_place_limit: usize,
         queue: Arc<dyn RunQueue>,
         events: Arc<dyn RunEventSink>,
+        secrets: Arc<dyn ConnectionSecrets>,
     ) -> anyhow::Result<Self> {
         let http = HttpClient::new(HttpPolicy {
             allow_private: args.http_allow_private,
@@ -38,8 +41,9 @@ impl Workers {
         })
         .context("building the HTTP client of workflow steps")?;
         let services = NodeServices {
-            http,
+            http: http.clone(),
             code_limits: CodeLimits::default(),
+            secrets: Some(secrets),
         };
         let config = EngineConfig {
             worker_id: format!(
@@ -62,9 +66,17 @@ impl Workers {
         };
         Ok(Self {
             engine,
+            http,
             stop,
             tasks,
         })
+    }
+
+    /// Tests connections with the steps' HTTP client, so the same SSRF rules apply.
+    pub fn connection_tester(&self) -> HttpConnectionTester {
+        HttpConnectionTester {
+            http: self.http.clone(),
+        }
     }
 
     /// Stops claiming and gives each worker a grace period to finish its current run.

@@ -2,6 +2,7 @@
 
 mod cli;
 mod engine;
+mod keys;
 mod master_key;
 mod serve;
 mod telemetry;
@@ -44,6 +45,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Worker(args) => worker(args).await,
+            Command::Keys(args) => keys::run(args).await,
             Command::Schema => Ok(()),
         }
     })
@@ -55,10 +57,15 @@ async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     let store = std::sync::Arc::new(aos_persistence::SeaStore::new(db));
+    let master_keys = std::sync::Arc::new(master_key::load(&args.keys, &args.database.data_dir)?);
+    let vault = std::sync::Arc::new(aos_vault::service::CredentialVault::new(
+        master_keys,
+        store.clone(),
+    ));
     // No subscriber lives in this process: with Redis, API nodes hear this worker's
     // events at once; without, they read them back from the journal.
     let events = std::sync::Arc::new(engine::run_event_bus(args.database.redis_url.as_deref())?);
-    let workers = engine::Workers::start(&args.engine, 0, store, events)?;
+    let workers = engine::Workers::start(&args.engine, 0, store, events, vault)?;
     println!(
         "AutomationOS worker running {} workers",
         args.engine.workers

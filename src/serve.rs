@@ -10,15 +10,16 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 use aos_api::auth::jwt::SigningKeys;
-use aos_api::auth::sealing::MasterKey;
 use aos_api::config::{ApiConfig, GraphqlLimits};
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
 use aos_api::state::{AppState, Inner};
+use aos_connectors::Registry;
 use aos_domain::ports::{RunExecutor, Store};
 use aos_domain::workflow::DefinitionCache;
 use aos_engine::worker::InPlaceExecutor;
+use aos_vault::service::CredentialVault;
 
 use crate::cli::ServeArgs;
 use crate::engine::Workers;
@@ -26,10 +27,7 @@ use crate::master_key;
 use aos_engine::scheduler::Scheduler;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let master_key = MasterKey::from_bytes(&master_key::load(
-        args.master_key.as_deref(),
-        &args.database.data_dir,
-    )?);
+    let master_keys = Arc::new(master_key::load(&args.keys, &args.database.data_dir)?);
     let db = aos_persistence::connect(&args.database.url())
         .await
         .context("connecting to the database")?;
@@ -42,12 +40,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sea_store = Arc::new(aos_persistence::SeaStore::new(db.clone()));
     let store: Arc<dyn Store> = sea_store.clone();
+    let vault = Arc::new(CredentialVault::new(
+        Arc::clone(&master_keys),
+        sea_store.clone(),
+    ));
     let run_events = crate::engine::run_event_bus(args.database.redis_url.as_deref())?;
     let workers = Workers::start(
         &args.engine,
         args.runs_in_place,
         sea_store.clone(),
         Arc::new(run_events.clone()),
+        vault.clone(),
     )?;
     let engine = Arc::clone(&workers.engine);
     let wake_workers: Arc<dyn Fn() + Send + Sync> = Arc::new(move || engine.wake());
@@ -73,7 +76,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
     let config = api_config(&args, address);
-    let keys = SigningKeys::load_or_create(store.clone(), master_key)
+    let keys = SigningKeys::load_or_create(store.clone(), master_keys)
         .await
         .context("loading the signing keys")?;
     let readiness_db = db.clone();
@@ -88,6 +91,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(InPlaceExecutor(Arc::clone(&workers.engine))) as Arc<dyn RunExecutor>
         }),
         definitions: DefinitionCache::default(),
+        connection_tester: Arc::new(workers.connection_tester()),
+        vault,
+        connectors: Registry::builtin(),
         keys,
         readiness: Arc::new(move || {
             let db = readiness_db.clone();

@@ -11,12 +11,16 @@ mod harness;
 mod architecture;
 #[path = "blackbox/auth.rs"]
 mod auth;
+#[path = "blackbox/connections.rs"]
+mod connections;
 #[path = "blackbox/crash.rs"]
 mod crash;
 #[path = "blackbox/in_place.rs"]
 mod in_place;
 #[path = "blackbox/isolation.rs"]
 mod isolation;
+#[path = "blackbox/key_rotation.rs"]
+mod key_rotation;
 #[path = "blackbox/nodes.rs"]
 mod nodes;
 #[path = "blackbox/ops.rs"]

@@ -2,9 +2,11 @@
 
 use std::sync::Arc;
 
+use aos_connectors::Registry;
 use aos_domain::journal::Run;
-use aos_domain::ports::{RunEventSink, RunExecutor, Store};
+use aos_domain::ports::{ConnectionTester, RunEventSink, RunExecutor, Store};
 use aos_domain::workflow::DefinitionCache;
+use aos_vault::service::CredentialVault;
 
 use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
@@ -28,6 +30,10 @@ pub struct Inner {
     /// Executes webhook runs at once on this node, when it executes runs at all.
     pub run_now: Option<Arc<dyn RunExecutor>>,
     pub definitions: DefinitionCache,
+    /// Seals credentials as connections are created or changed, and opens them to test one.
+    pub vault: Arc<CredentialVault>,
+    pub connectors: Registry,
+    pub connection_tester: Arc<dyn ConnectionTester>,
     /// Answers /readyz: whether the database can be reached now.
     pub readiness: Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
 }

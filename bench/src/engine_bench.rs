@@ -66,6 +66,8 @@ fn services() -> anyhow::Result<NodeServices> {
     Ok(NodeServices {
         http: HttpClient::new(HttpPolicy::default()).context("an HTTP client")?,
         code_limits: CodeLimits::default(),
+        // The benchmarked workflows name no connection.
+        secrets: None,
     })
 }
 

@@ -61,6 +61,7 @@ id_type!(
     SessionFamilyId
 );
 id_type!(RefreshTokenId);
+id_type!(ConnectionId);
 
 #[cfg(test)]
 mod tests {

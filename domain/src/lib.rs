@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_token;
+pub mod connection;
 pub mod error;
 pub mod expr;
 pub mod ids;

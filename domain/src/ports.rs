@@ -12,8 +12,14 @@ use chrono::{DateTime, Utc};
 
 use crate::access::WorkspaceScope;
 use crate::api_token::{ApiToken, ApiTokenName, Scopes};
+use crate::connection::{
+    Connection, ConnectionChange, ConnectionTestResult, Credentials, NewConnection,
+    SealedConnection, StoredDataKey,
+};
 use crate::error::{DomainError, DomainResult};
-use crate::ids::{ApiTokenId, RefreshTokenId, SessionFamilyId, UserId, WorkflowId, WorkspaceId};
+use crate::ids::{
+    ApiTokenId, ConnectionId, RefreshTokenId, SessionFamilyId, UserId, WorkflowId, WorkspaceId,
+};
 use crate::journal::{
     ClaimedRun, Journal, JournalRefusal, Lease, NewRun, Run, RunEvent, RunOutcome, StepRecord,
 };
@@ -69,6 +75,9 @@ pub enum RefreshSpend {
 pub struct StoredSigningKey {
     pub kid: String,
     pub encrypted_secret: Vec<u8>,
+    /// The master key that sealed the secret; `None` for keys sealed before master keys
+    /// had ids, which are opened by trying each known key.
+    pub master_key_id: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -90,6 +99,15 @@ pub trait SessionStore: Send + Sync {
     ) -> DomainResult<()>;
     async fn signing_keys(&self) -> DomainResult<Vec<StoredSigningKey>>;
     async fn insert_signing_key(&self, key: &StoredSigningKey) -> DomainResult<()>;
+    /// Replaces a signing key's sealed secret if it is still sealed by
+    /// `previous_master_key_id`; `false` if another rotation got there first.
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        previous_master_key_id: Option<&str>,
+        master_key_id: &str,
+        encrypted_secret: &[u8],
+    ) -> DomainResult<bool>;
 }
 
 /// An object addressed by id alone, whose workspace must be found before authorizing.
@@ -98,6 +116,7 @@ pub enum ObjectRef {
     Workflow(WorkflowId),
     ApiToken(ApiTokenId),
     Run(RunId),
+    Connection(ConnectionId),
 }
 
 /// Lookups for authentication and authorization only: they run before a scope exists.
@@ -399,9 +418,124 @@ pub trait RunExecutor: Send + Sync {
     ) -> DomainResult<ExecutedRun>;
 }
 
+/// A workspace's connections. Secrets go in sealed and come out sealed: this port never
+/// sees them in the clear.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// `Conflict` if the workspace already has a connection of that name.
+    async fn create_connection(
+        &self,
+        scope: &WorkspaceScope,
+        connection: NewConnection,
+    ) -> DomainResult<Connection>;
+    async fn connection(
+        &self,
+        scope: &WorkspaceScope,
+        id: ConnectionId,
+    ) -> DomainResult<Option<Connection>>;
+    /// Ordered by name.
+    async fn connections(&self, scope: &WorkspaceScope) -> DomainResult<Vec<Connection>>;
+    async fn sealed_connection(
+        &self,
+        scope: &WorkspaceScope,
+        id: ConnectionId,
+    ) -> DomainResult<Option<SealedConnection>>;
+    /// `NotFound` if it does not exist; `Conflict` on a taken name.
+    async fn update_connection(
+        &self,
+        scope: &WorkspaceScope,
+        id: ConnectionId,
+        change: ConnectionChange,
+    ) -> DomainResult<Connection>;
+    async fn record_connection_test(
+        &self,
+        scope: &WorkspaceScope,
+        id: ConnectionId,
+        at: DateTime<Utc>,
+        ok: bool,
+    ) -> DomainResult<Connection>;
+    /// `NotFound` if it does not exist.
+    async fn delete_connection(&self, scope: &WorkspaceScope, id: ConnectionId)
+    -> DomainResult<()>;
+}
+
+/// The engine's way to a connection: it acts for a claimed run's workspace, which the
+/// run itself names, so there is no caller to authorize.
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    async fn sealed_connection_of(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ConnectionId,
+    ) -> DomainResult<Option<SealedConnection>>;
+}
+
+/// Opens a connection's credentials for a step of a run of `workspace_id`. Implemented by
+/// the vault; the engine holds only this.
+#[async_trait]
+pub trait ConnectionSecrets: Send + Sync {
+    /// `Err` carries a message safe to show in the step's error (it names the connection,
+    /// never a secret): not found, not usable in its state, or not openable.
+    async fn open_connection(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ConnectionId,
+    ) -> Result<(Connection, Credentials), String>;
+}
+
+/// Checks that a connection's credentials work, by a request its connector chooses.
+#[async_trait]
+pub trait ConnectionTester: Send + Sync {
+    async fn test(
+        &self,
+        connection: &Connection,
+        credentials: &Credentials,
+    ) -> ConnectionTestResult;
+}
+
+/// The vault's storage: one wrapped data key per workspace. Instance-level, unscoped: the
+/// vault serves every workspace, and a rotation walks all of them.
+#[async_trait]
+pub trait DataKeyStore: Send + Sync {
+    async fn data_key(&self, workspace_id: WorkspaceId) -> DomainResult<Option<StoredDataKey>>;
+    /// Stores `key` as the workspace's data key unless it has one already, and returns
+    /// the one stored: of two processes racing to create it, both end up with the winner's.
+    async fn insert_data_key(
+        &self,
+        workspace_id: WorkspaceId,
+        key: StoredDataKey,
+    ) -> DomainResult<StoredDataKey>;
+    /// Up to `limit` data keys wrapped by any master key but `master_key_id`.
+    async fn data_keys_not_under(
+        &self,
+        master_key_id: &str,
+        limit: u64,
+    ) -> DomainResult<Vec<(WorkspaceId, StoredDataKey)>>;
+    /// Replaces the wrapping of a data key if it is still wrapped by the master key that
+    /// `previous` names; `false` if another rotation got there first.
+    async fn rewrap_data_key(
+        &self,
+        workspace_id: WorkspaceId,
+        previous: &StoredDataKey,
+        rewrapped: &StoredDataKey,
+    ) -> DomainResult<bool>;
+    /// How many data keys and signing keys each master key id seals (`None`: signing keys
+    /// sealed before master keys had ids).
+    async fn master_key_usage(&self) -> DomainResult<Vec<(Option<String>, u64)>>;
+}
+
 /// Everything the API needs from storage, handed to it as one `Arc<dyn Store>`.
 pub trait Store:
-    UserStore + SessionStore + AccessStore + WorkspaceStore + WorkflowStore + RunStore + TriggerStore
+    UserStore
+    + SessionStore
+    + AccessStore
+    + WorkspaceStore
+    + WorkflowStore
+    + RunStore
+    + TriggerStore
+    + ConnectionStore
+    + CredentialStore
+    + DataKeyStore
 {
 }
 
@@ -412,7 +546,10 @@ impl<
         + WorkspaceStore
         + WorkflowStore
         + RunStore
-        + TriggerStore,
+        + TriggerStore
+        + ConnectionStore
+        + CredentialStore
+        + DataKeyStore,
 > Store for T
 {
 }

@@ -2,6 +2,7 @@
 //! ports, journals every result, retries and resumes.
 
 pub mod code;
+pub mod connection_test;
 pub mod http;
 pub mod loop_node;
 pub mod scheduler;

@@ -238,7 +238,15 @@ async fn body_step(
     let key = attempt.idempotency_key.for_iteration(index, &step.id);
     let mut attempt_number = 1;
     loop {
-        match execute_body_step(&step.kind, Scope::loop_body(scope), &key, services).await {
+        let outcome = execute_body_step(
+            &step.kind,
+            Scope::loop_body(scope),
+            attempt.workspace_id,
+            &key,
+            services,
+        )
+        .await;
+        match outcome {
             StepOutcome::Succeeded(output) | StepOutcome::Branched { output, .. } => {
                 return Ok(output);
             }

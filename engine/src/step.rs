@@ -11,14 +11,24 @@
 //! more, so that retries and error edges apply to server errors; `code` outputs what its
 //! source returns; `merge` outputs the outputs of the predecessors whose edge into it was
 //! taken, as its `mode` says; `loop` runs its body once per item (see [`crate::loop_node`]).
+//!
+//! Connections: an `http.request` naming a `connectionId` is signed with that connection's
+//! credentials, opened for the run's workspace only (through [`ConnectionSecrets`], so a
+//! run cannot reach another workspace's connection) and only for the one attempt. Every
+//! form of those secrets is replaced by `[REDACTED]` in the step's output and error before
+//! they leave this module, so neither the journal, the events nor the logs ever hold one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+use aos_domain::connection::{Credentials, Redactor};
 use aos_domain::expr::{EvalError, Roots, render_value_with};
+use aos_domain::ids::{ConnectionId, WorkspaceId};
+use aos_domain::ports::ConnectionSecrets;
 use aos_domain::run::{IdempotencyKey, IfBranch, StepOutcome};
 use aos_domain::workflow::definition::Node;
 use aos_domain::workflow::node_types::{
@@ -33,6 +43,8 @@ use crate::loop_node::{self, LoopProgress};
 /// What an attempt needs to know about where it runs.
 #[derive(Debug, Clone)]
 pub struct Attempt<'a> {
+    /// The run's workspace: the only one whose connections its steps may use.
+    pub workspace_id: WorkspaceId,
     /// The expression scope: an object with `trigger`, `steps`, `vars` and `run`.
     pub scope: &'a Value,
     /// The output of the node this one follows (for `if` and `delay`, which pass it on).
@@ -53,6 +65,9 @@ pub struct Attempt<'a> {
 pub struct NodeServices {
     pub http: HttpClient,
     pub code_limits: CodeLimits,
+    /// Opens the connections `http.request` steps sign with. `None` in a process without
+    /// the vault: a step that names a connection then fails, and one that names none runs.
+    pub secrets: Option<Arc<dyn ConnectionSecrets>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,9 +102,16 @@ pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices)
         NodeKind::Respond(config) => finish(respond(config, scope)),
         NodeKind::Fail(config) => fail(config, scope).into(),
         NodeKind::Delay(config) => delay(config, &attempt),
-        NodeKind::HttpRequest(config) => {
-            finish(http_request(config, scope, attempt.idempotency_key, services).await)
-        }
+        NodeKind::HttpRequest(config) => finish(
+            http_request(
+                config,
+                scope,
+                attempt.workspace_id,
+                attempt.idempotency_key,
+                services,
+            )
+            .await,
+        ),
         NodeKind::Code(config) => finish(code(config, scope, services).await),
         NodeKind::Merge(config) => merge(config, attempt.inputs).into(),
         NodeKind::Loop(config) => loop_node::execute(config, &attempt, services).await.into(),
@@ -101,6 +123,7 @@ pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices)
 pub(crate) async fn execute_body_step(
     kind: &NodeKind,
     scope: Scope<'_>,
+    workspace_id: WorkspaceId,
     idempotency_key: &IdempotencyKey,
     services: &NodeServices,
 ) -> StepOutcome {
@@ -108,7 +131,7 @@ pub(crate) async fn execute_body_step(
         NodeKind::Set(config) => render_fields(&config.fields, scope),
         NodeKind::Fail(config) => Ok(fail(config, scope)),
         NodeKind::HttpRequest(config) => {
-            http_request(config, scope, idempotency_key, services).await
+            http_request(config, scope, workspace_id, idempotency_key, services).await
         }
         NodeKind::Code(config) => code(config, scope, services).await,
         // The validator keeps every other type out of loop bodies.
@@ -304,6 +327,7 @@ fn delay(config: &DelayConfig, attempt: &Attempt<'_>) -> AttemptResult {
 async fn http_request(
     config: &HttpRequestConfig,
     scope: Scope<'_>,
+    workspace_id: WorkspaceId,
     idempotency_key: &IdempotencyKey,
     services: &NodeServices,
 ) -> Result<StepOutcome, String> {
@@ -331,6 +355,20 @@ async fn http_request(
     request.timeout = config
         .timeout_ms
         .map(|ms| Duration::from_millis(ms.min(HttpRequestConfig::MAX_TIMEOUT_MS)));
+    let Some(connection_id) = &config.connection_id else {
+        return send(request, services).await;
+    };
+    // Opened last, once everything else rendered: a template error never opens them.
+    let credentials = open_connection(connection_id, scope, workspace_id, services).await?;
+    request.sign(&credentials);
+    let redactor = Redactor::for_credentials(&credentials);
+    drop(credentials);
+    let result = send(request, services).await;
+    redact(result, &redactor)
+}
+
+/// Sends the request; a status of 400 or more fails the step.
+async fn send(request: OutgoingRequest, services: &NodeServices) -> Result<StepOutcome, String> {
     let response = services
         .http
         .send(request)
@@ -341,6 +379,55 @@ async fn http_request(
         return Err(format!("the server answered HTTP {status}"));
     }
     Ok(StepOutcome::Succeeded(response.into_output()))
+}
+
+/// The credentials of the connection `template` names, for a step of a run of
+/// `workspace_id`. Errors are safe to show: they name the connection, never a secret.
+async fn open_connection(
+    template: &str,
+    scope: Scope<'_>,
+    workspace_id: WorkspaceId,
+    services: &NodeServices,
+) -> Result<Credentials, String> {
+    let rendered =
+        render_text(template, scope).map_err(|error| format!("connectionId: {error}"))?;
+    let rendered = rendered.trim();
+    let not_found = || format!("connection `{rendered}` not found");
+    // Like an id of another workspace's connection, one that cannot exist is not found.
+    let id: ConnectionId = rendered.parse().map_err(|_| not_found())?;
+    let Some(secrets) = &services.secrets else {
+        return Err(format!(
+            "connection `{rendered}` cannot be used: connections are not available in this process"
+        ));
+    };
+    let (connection, credentials) = secrets.open_connection(workspace_id, id).await?;
+    // The port is asked for this workspace's connection only; checked again here because
+    // signing a request with another tenant's secrets is the one mistake to never make.
+    if connection.workspace_id != workspace_id || connection.id != id {
+        tracing::error!(connection.id = %id, "the connection port answered with another connection");
+        return Err(not_found());
+    }
+    Ok(credentials)
+}
+
+/// Replaces every secret form of the connection's credentials in the step's output
+/// (status, headers, body) or error: a server may echo them, and an error may quote the
+/// request.
+fn redact(result: Result<StepOutcome, String>, redactor: &Redactor) -> Result<StepOutcome, String> {
+    match result {
+        Ok(StepOutcome::Succeeded(mut output)) => {
+            redactor.redact_value(&mut output);
+            Ok(StepOutcome::Succeeded(output))
+        }
+        Ok(StepOutcome::Branched { mut output, branch }) => {
+            redactor.redact_value(&mut output);
+            Ok(StepOutcome::Branched { output, branch })
+        }
+        Ok(StepOutcome::Failed(message)) => Ok(StepOutcome::Failed(
+            redactor.redact_text(&message).into_owned(),
+        )),
+        Err(message) => Err(redactor.redact_text(&message).into_owned()),
+    }
 }
 
 /// Query values as text: strings as they are, anything else as JSON.

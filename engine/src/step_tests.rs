@@ -1,12 +1,20 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::TimeZone;
 use serde_json::{Value, json};
-use wiremock::matchers::{header, method, path, query_param};
+use wiremock::matchers::{basic_auth, bearer_token, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use aos_domain::connection::{
+    Connection, ConnectionName, ConnectionStatus, Credentials, KeyPlacement, REDACTED, Redactor,
+};
+use aos_domain::ids::{ConnectionId, WorkspaceId};
+use aos_domain::ports::ConnectionSecrets;
 use aos_domain::run::{IdempotencyKey, IfBranch, RunId, StepOutcome};
 use aos_domain::workflow::{Definition, validate_definition};
 
-use super::{Attempt, AttemptResult, NodeServices, execute, is_truthy};
+use super::{Attempt, AttemptResult, NodeServices, execute, is_truthy, redact};
 use crate::code::CodeLimits;
 use crate::http::{HttpClient, HttpPolicy};
 use crate::loop_node::LoopProgress;
@@ -28,6 +36,7 @@ fn services(allow_private: bool) -> NodeServices {
     NodeServices {
         http: HttpClient::new(policy).expect("http client"),
         code_limits: CodeLimits::default(),
+        secrets: None,
     }
 }
 
@@ -35,7 +44,7 @@ fn scope() -> Value {
     json!({
         "trigger": {"name": "Ada", "n": 7},
         "steps": {"start": {"name": "Ada", "n": 7}},
-        "vars": {"region": "eu"},
+        "vars": {"region": "eu", "connection": CONNECTION_ID},
         "run": {"id": "r1", "workflowId": "w1"}
     })
 }
@@ -55,6 +64,10 @@ async fn run_node_at(
 
 /// The run every test runs in, so idempotency keys are known.
 const RUN_ID: &str = "0190f1a2-0000-7000-8000-000000000001";
+/// The workspace of that run.
+const WORKSPACE_ID: &str = "0190f1a2-0000-7000-8000-0000000000aa";
+/// The connection the connection tests use, also in the scope as `vars.connection`.
+const CONNECTION_ID: &str = "0190f1a2-0000-7000-8000-0000000000c1";
 
 async fn run_node_with(
     node: Value,
@@ -62,6 +75,16 @@ async fn run_node_with(
     inputs: &[(&str, &Value)],
     allow_private: bool,
     now_offset_ms: i64,
+) -> AttemptResult {
+    run_node_in(node, input, inputs, now_offset_ms, &services(allow_private)).await
+}
+
+async fn run_node_in(
+    node: Value,
+    input: &Value,
+    inputs: &[(&str, &Value)],
+    now_offset_ms: i64,
+    services: &NodeServices,
 ) -> AttemptResult {
     let definition = with_node(node);
     let node = definition.node("n").expect("node n");
@@ -73,6 +96,7 @@ async fn run_node_with(
         .single()
         .expect("time");
     let attempt = Attempt {
+        workspace_id: WORKSPACE_ID.parse().expect("a workspace id"),
         scope: &scope,
         input,
         inputs,
@@ -81,7 +105,7 @@ async fn run_node_with(
         now: started_at + chrono::Duration::milliseconds(now_offset_ms),
         loop_progress: LoopProgress::default(),
     };
-    execute(node, attempt, &services(allow_private)).await
+    execute(node, attempt, services).await
 }
 
 fn succeeded(result: AttemptResult) -> Value {
@@ -470,5 +494,443 @@ async fn a_loop_over_an_empty_list_outputs_an_empty_array() {
     assert_eq!(
         succeeded(run_node(node, &Value::Null, false).await),
         json!([])
+    );
+}
+
+// Connections: the invariant of the module doc of `step`, that a step signs with its own
+// workspace's connection and never returns one of its secrets.
+
+/// Opens connections as the vault does: the one it holds, for its own workspace only, or
+/// the refusal it was given.
+struct FakeSecrets {
+    opened: Result<(Connection, Credentials), String>,
+}
+
+#[async_trait]
+impl ConnectionSecrets for FakeSecrets {
+    async fn open_connection(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ConnectionId,
+    ) -> Result<(Connection, Credentials), String> {
+        match &self.opened {
+            Ok((connection, credentials))
+                if connection.id == id && connection.workspace_id == workspace_id =>
+            {
+                Ok((connection.clone(), credentials.clone()))
+            }
+            Ok(_) => Err(format!("connection `{id}` not found")),
+            Err(message) => Err(message.clone()),
+        }
+    }
+}
+
+/// A broken port that hands out its connection whoever asks.
+struct CarelessSecrets(Connection, Credentials);
+
+#[async_trait]
+impl ConnectionSecrets for CarelessSecrets {
+    async fn open_connection(
+        &self,
+        _workspace_id: WorkspaceId,
+        _id: ConnectionId,
+    ) -> Result<(Connection, Credentials), String> {
+        Ok((self.0.clone(), self.1.clone()))
+    }
+}
+
+fn connection_of(workspace_id: &str, credentials: &Credentials) -> Connection {
+    let now = chrono::Utc::now();
+    Connection {
+        id: CONNECTION_ID.parse().expect("a connection id"),
+        workspace_id: workspace_id.parse().expect("a workspace id"),
+        name: ConnectionName::parse("Billing API").expect("a connection name"),
+        connector: "http".to_owned(),
+        auth_kind: credentials.auth_kind(),
+        status: ConnectionStatus::Valid,
+        settings: json!({}),
+        created_at: now,
+        updated_at: now,
+        last_tested_at: None,
+        last_test_ok: None,
+    }
+}
+
+fn services_with(secrets: impl ConnectionSecrets + 'static) -> NodeServices {
+    NodeServices {
+        secrets: Some(Arc::new(secrets)),
+        ..services(true)
+    }
+}
+
+/// Services whose vault holds `credentials` as the run's workspace's connection.
+fn with_connection(credentials: Credentials) -> NodeServices {
+    services_with(FakeSecrets {
+        opened: Ok((connection_of(WORKSPACE_ID, &credentials), credentials)),
+    })
+}
+
+fn bearer(token: &str) -> Credentials {
+    Credentials::Bearer {
+        token: token.to_owned(),
+    }
+}
+
+fn api_key(placement: KeyPlacement, name: &str, value: &str) -> Credentials {
+    Credentials::ApiKey {
+        placement,
+        name: name.to_owned(),
+        value: value.to_owned(),
+    }
+}
+
+fn basic(username: &str, password: &str) -> Credentials {
+    Credentials::Basic {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    }
+}
+
+fn http_node(config: Value) -> Value {
+    json!({"id": "n", "type": "http.request", "config": config})
+}
+
+async fn run_with(node: Value, services: &NodeServices) -> AttemptResult {
+    run_node_in(node, &Value::Null, &[], 0, services).await
+}
+
+/// Runs a GET to `server` signed with `credentials`; the server's mocks say what must
+/// arrive, and anything else gets a 404 that fails the step.
+async fn signed_get(server: &MockServer, credentials: Credentials) -> Value {
+    let node = http_node(json!({"url": server.uri(), "connectionId": CONNECTION_ID}));
+    succeeded(run_with(node, &with_connection(credentials)).await)
+}
+
+#[tokio::test]
+async fn a_bearer_connection_sends_its_token_as_authorization() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(bearer_token("tok-7f3a"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let output = signed_get(&server, bearer("tok-7f3a")).await;
+
+    assert_eq!(output["status"], 200);
+}
+
+#[tokio::test]
+async fn an_api_key_connection_sends_its_key_in_the_named_header() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header("x-api-key", "key-91b2"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    signed_get(
+        &server,
+        api_key(KeyPlacement::Header, "X-Api-Key", "key-91b2"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_api_key_connection_sends_its_key_in_the_named_query_parameter() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(query_param("api_key", "k/2+x y"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    signed_get(&server, api_key(KeyPlacement::Query, "api_key", "k/2+x y")).await;
+}
+
+#[tokio::test]
+async fn a_basic_connection_sends_user_and_password_as_basic_auth() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(basic_auth("ada", "pw:s3cret"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    signed_get(&server, basic("ada", "pw:s3cret")).await;
+}
+
+#[tokio::test]
+async fn the_connection_id_may_be_a_template() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(bearer_token("tok-7f3a"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let node = http_node(json!({"url": server.uri(), "connectionId": "{{ vars.connection }}"}));
+
+    succeeded(run_with(node, &with_connection(bearer("tok-7f3a"))).await);
+}
+
+#[tokio::test]
+async fn the_connection_replaces_an_author_header_of_the_same_name_in_any_case() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let node = http_node(json!({
+        "url": server.uri(), "connectionId": CONNECTION_ID,
+        "headers": {"AUTHORIZATION": "Bearer the-authors", "x-other": "kept"}
+    }));
+
+    succeeded(run_with(node, &with_connection(bearer("tok-7f3a"))).await);
+
+    let requests = server.received_requests().await.expect("recorded");
+    let sent: Vec<&str> = requests[0]
+        .headers
+        .get_all("authorization")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    assert_eq!(sent, ["Bearer tok-7f3a"]);
+    assert_eq!(
+        requests[0]
+            .headers
+            .get("x-other")
+            .and_then(|v| v.to_str().ok()),
+        Some("kept")
+    );
+}
+
+#[tokio::test]
+async fn the_connection_replaces_an_author_query_parameter_of_the_same_name() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(query_param("page", "2"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let node = http_node(json!({
+        "url": format!("{}/items?api_key=from-url&page=2", server.uri()),
+        "connectionId": CONNECTION_ID,
+        "query": {"api_key": "from-query"}
+    }));
+
+    succeeded(
+        run_with(
+            node,
+            &with_connection(api_key(KeyPlacement::Query, "api_key", "key-91b2")),
+        )
+        .await,
+    );
+
+    let requests = server.received_requests().await.expect("recorded");
+    let keys: Vec<String> = requests[0]
+        .url
+        .query_pairs()
+        .filter(|(name, _)| name == "api_key")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    assert_eq!(keys, ["key-91b2"]);
+}
+
+/// A server that reflects what it was sent: every request header and the URL, in its
+/// body and in its own headers.
+struct Echo;
+
+impl wiremock::Respond for Echo {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        let headers: serde_json::Map<String, Value> = request
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_owned(), Value::String(value))
+            })
+            .collect();
+        let query: serde_json::Map<String, Value> = request
+            .url
+            .query_pairs()
+            .map(|(name, value)| (name.into_owned(), Value::String(value.into_owned())))
+            .collect();
+        let authorization = headers
+            .get("authorization")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let url = request.url.to_string();
+        ResponseTemplate::new(200)
+            .insert_header("x-echo-authorization", authorization.as_str())
+            .insert_header("x-echo-url", url.as_str())
+            .set_body_json(json!({
+                "authorization": authorization, "url": url, "headers": headers, "query": query
+            }))
+    }
+}
+
+fn assert_no_secret(output: &Value, credentials: &Credentials) {
+    let text = output.to_string();
+    for form in credentials.secret_forms() {
+        assert!(!text.contains(&form), "{form:?} is in {text}");
+    }
+    assert!(text.contains(REDACTED), "{text}");
+}
+
+#[tokio::test]
+async fn secrets_a_server_echoes_are_redacted_from_the_output() {
+    let cases = [
+        bearer("tok-7f3a"),
+        api_key(KeyPlacement::Header, "x-api-key", "key-91b2"),
+        api_key(KeyPlacement::Query, "api_key", "k/2+x y"),
+        basic("ada", "pw:s3cret"),
+    ];
+    for credentials in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(Echo)
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let output = signed_get(&server, credentials.clone()).await;
+
+        assert_eq!(output["status"], 200);
+        assert_no_secret(&output, &credentials);
+    }
+}
+
+#[tokio::test]
+async fn an_echoed_bearer_token_reads_redacted_in_headers_and_body() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(Echo)
+        .mount(&server)
+        .await;
+
+    let output = signed_get(&server, bearer("tok-7f3a")).await;
+
+    assert_eq!(
+        output["headers"]["x-echo-authorization"],
+        "Bearer [REDACTED]"
+    );
+    assert_eq!(output["body"]["authorization"], "Bearer [REDACTED]");
+}
+
+#[test]
+fn an_error_quoting_the_query_key_is_redacted() {
+    let credentials = api_key(KeyPlacement::Query, "api_key", "k/2+x y");
+    let redactor = Redactor::for_credentials(&credentials);
+    let error = "could not reach https://api.example.com/v1?api_key=k%2F2%2Bx+y (key k/2+x y)";
+
+    let redacted = redact(Err(error.to_owned()), &redactor);
+
+    assert_eq!(
+        redacted,
+        Err(
+            "could not reach https://api.example.com/v1?api_key=[REDACTED] (key [REDACTED])"
+                .to_owned()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_loop_body_request_is_signed_and_its_output_redacted() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(bearer_token("tok-7f3a"))
+        .respond_with(Echo)
+        .expect(2)
+        .mount(&server)
+        .await;
+    let node = json!({"id": "n", "type": "loop", "config": {
+        "items": "{{ [1, 2] }}",
+        "steps": [{"id": "call", "type": "http.request",
+                   "config": {"url": server.uri(), "connectionId": "{{ vars.connection }}"}}]
+    }});
+
+    let output = succeeded(run_with(node, &with_connection(bearer("tok-7f3a"))).await);
+
+    assert_eq!(output[1]["body"]["authorization"], "Bearer [REDACTED]");
+    assert_no_secret(&output, &bearer("tok-7f3a"));
+}
+
+/// A server that must not be called: the step fails before sending anything.
+async fn untouched_server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_connection_the_vault_refuses_fails_the_step_with_its_message() {
+    let server = untouched_server().await;
+    let services = services_with(FakeSecrets {
+        opened: Err("connection `Billing API` needs to be authorized again".to_owned()),
+    });
+    let node = http_node(json!({"url": server.uri(), "connectionId": CONNECTION_ID}));
+
+    let message = failed(run_with(node, &services).await);
+
+    assert_eq!(
+        message,
+        "connection `Billing API` needs to be authorized again"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_connection_id_is_not_found() {
+    let server = untouched_server().await;
+    let services = with_connection(bearer("tok-7f3a"));
+    let unknown = ConnectionId::generate().to_string();
+    for id in [unknown.as_str(), "billing-api"] {
+        let node = http_node(json!({"url": server.uri(), "connectionId": id}));
+
+        let message = failed(run_with(node, &services).await);
+
+        assert_eq!(message, format!("connection `{id}` not found"));
+    }
+}
+
+#[tokio::test]
+async fn another_workspaces_connection_is_never_used_even_if_the_port_hands_it_out() {
+    let server = untouched_server().await;
+    let credentials = bearer("tok-7f3a");
+    let elsewhere = WorkspaceId::generate().to_string();
+    let services = services_with(CarelessSecrets(
+        connection_of(&elsewhere, &credentials),
+        credentials,
+    ));
+    let node = http_node(json!({"url": server.uri(), "connectionId": CONNECTION_ID}));
+
+    let message = failed(run_with(node, &services).await);
+
+    assert_eq!(message, format!("connection `{CONNECTION_ID}` not found"));
+}
+
+#[tokio::test]
+async fn without_connections_in_the_process_a_step_naming_one_fails_clearly() {
+    let server = untouched_server().await;
+    let node = http_node(json!({"url": server.uri(), "connectionId": CONNECTION_ID}));
+
+    let message = failed(run_with(node, &services(true)).await);
+
+    assert_eq!(
+        message,
+        format!(
+            "connection `{CONNECTION_ID}` cannot be used: connections are not available in this process"
+        )
     );
 }

@@ -225,9 +225,15 @@ impl Engine {
         run: NewRun,
         definition: &Definition,
     ) -> DomainResult<ExecutedRun> {
-        let mut state =
-            RunState::resume(definition, &[], run.id, run.workflow_id, run.input.clone())
-                .map_err(DomainError::internal)?;
+        let mut state = RunState::resume(
+            definition,
+            &[],
+            workspace_id,
+            run.id,
+            run.workflow_id,
+            run.input.clone(),
+        )
+        .map_err(DomainError::internal)?;
         let mut journal = Journaler {
             queue: self.queue.as_ref(),
             events: self.events.as_ref(),
@@ -265,6 +271,7 @@ impl Engine {
             definition,
             steps,
         } = claimed;
+        let workspace_id = lease.workspace_id;
         let mut journal = Journaler {
             queue: self.queue.as_ref(),
             events: self.events.as_ref(),
@@ -291,21 +298,28 @@ impl Engine {
                 return Ok(None);
             }
         };
-        let mut state =
-            match RunState::resume(&definition, &steps, run.id, run.workflow_id, run.input) {
-                Ok(state) => state,
-                // A journal that does not replay never will: retrying it on every claim
-                // would only loop.
-                Err(error) => {
-                    journal
-                        .fail(
-                            run.status,
-                            format!("the run's journal does not fit its workflow: {error}"),
-                        )
-                        .await?;
-                    return Ok(None);
-                }
-            };
+        let resumed = RunState::resume(
+            &definition,
+            &steps,
+            workspace_id,
+            run.id,
+            run.workflow_id,
+            run.input,
+        );
+        let mut state = match resumed {
+            Ok(state) => state,
+            // A journal that does not replay never will: retrying it on every claim
+            // would only loop.
+            Err(error) => {
+                journal
+                    .fail(
+                        run.status,
+                        format!("the run's journal does not fit its workflow: {error}"),
+                    )
+                    .await?;
+                return Ok(None);
+            }
+        };
         state.started = run.status != RunStatus::Queued;
         self.run_steps(&mut journal, &mut state, shutdown).await
     }
@@ -478,6 +492,7 @@ impl Engine {
             (None, None)
         };
         let attempt = Attempt {
+            workspace_id: state.workspace_id,
             scope: &scope,
             input: &input,
             inputs: &inputs,
@@ -745,6 +760,8 @@ fn last_finish_order<'s>(steps: impl Iterator<Item = &'s StepRecord>) -> u32 {
 /// One run's progress while a worker drives it: the scheduler replayed from the journal
 /// and the step records as last written.
 struct RunState<'d> {
+    /// The claimed run's workspace, whose connections alone its steps may open.
+    workspace_id: WorkspaceId,
     run_id: RunId,
     workflow_id: WorkflowId,
     definition: &'d Definition,
@@ -761,6 +778,7 @@ impl<'d> RunState<'d> {
     fn resume(
         definition: &'d Definition,
         steps: &[StepRecord],
+        workspace_id: WorkspaceId,
         run_id: RunId,
         workflow_id: WorkflowId,
         trigger_input: Value,
@@ -775,6 +793,7 @@ impl<'d> RunState<'d> {
             .map(|step| (step.node_id.as_str(), outcome_of(step)));
         let scheduler = Scheduler::resume(definition, outcomes)?;
         Ok(Self {
+            workspace_id,
             run_id,
             workflow_id,
             definition,

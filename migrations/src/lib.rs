@@ -11,6 +11,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261122_000002_row_level_security;
 mod m20261129_000003_runs;
+mod m20261130_000004_connections;
 mod tenancy;
 
 pub use tenancy::{TENANT_ROLE, WORKSPACE_SETTING};
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_row_level_security::Migration),
             Box::new(m20261129_000003_runs::Migration),
+            Box::new(m20261130_000004_connections::Migration),
         ]
     }
 }

@@ -8,7 +8,10 @@
 
 use aos_domain::DomainError;
 use aos_domain::api_token::{ApiToken, ApiTokenName, Scopes};
-use aos_domain::ids::{ApiTokenId, UserId, WorkflowId, WorkspaceId};
+use aos_domain::connection::{
+    AuthKind, Connection, ConnectionName, ConnectionStatus, SealedConnection, StoredDataKey,
+};
+use aos_domain::ids::{ApiTokenId, ConnectionId, UserId, WorkflowId, WorkspaceId};
 use aos_domain::journal::{NewRunEvent, Run, RunEvent, RunEventKind, RunTrigger, StepRecord};
 use aos_domain::ports::StoredSigningKey;
 use aos_domain::run::{RunId, RunStatus, StepStatus};
@@ -19,8 +22,8 @@ use sea_orm::FromQueryResult;
 use uuid::Uuid;
 
 use crate::entities::{
-    api_tokens, run_events, run_steps, runs, signing_keys, users, workflow_versions, workflows,
-    workspaces,
+    api_tokens, connections, data_keys, run_events, run_steps, runs, signing_keys, users,
+    workflow_versions, workflows, workspaces,
 };
 use crate::error::{CorruptData, corrupt};
 use crate::timestamps;
@@ -92,8 +95,52 @@ pub(crate) fn signing_key(row: signing_keys::Model) -> StoredSigningKey {
     StoredSigningKey {
         kid: row.kid,
         encrypted_secret: row.encrypted_secret,
+        master_key_id: row.master_key_id,
         created_at: row.created_at,
     }
+}
+
+pub(crate) fn data_key(row: data_keys::Model) -> StoredDataKey {
+    StoredDataKey {
+        id: row.id,
+        master_key_id: row.master_key_id,
+        wrapped: row.wrapped,
+    }
+}
+
+pub(crate) fn connection(row: connections::Model) -> Result<Connection, DomainError> {
+    Ok(Connection {
+        id: ConnectionId::from_uuid(row.id),
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        name: ConnectionName::parse(&row.name).map_err(corrupt("connection name"))?,
+        connector: row.connector,
+        auth_kind: known(
+            AuthKind::parse(&row.auth_kind),
+            "connection auth kind",
+            &row.auth_kind,
+        )?,
+        status: known(
+            ConnectionStatus::parse(&row.status),
+            "connection status",
+            &row.status,
+        )?,
+        settings: row.settings,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        last_tested_at: row.last_tested_at,
+        last_test_ok: row.last_test_ok,
+    })
+}
+
+/// A connection with its sealed credentials; the bytes are passed on untouched.
+pub(crate) fn sealed_connection(
+    mut row: connections::Model,
+) -> Result<SealedConnection, DomainError> {
+    let sealed_credentials = std::mem::take(&mut row.sealed_credentials);
+    Ok(SealedConnection {
+        connection: connection(row)?,
+        sealed_credentials,
+    })
 }
 
 fn workflow_name(stored: &str) -> Result<WorkflowName, DomainError> {

@@ -47,7 +47,7 @@ pub(crate) fn conflict_on_unique(
 pub(crate) fn missing_or_conflict(
     doing: &'static str,
     object: &'static str,
-    message: &'static str,
+    message: impl Into<String>,
 ) -> impl FnOnce(DbErr) -> DomainError {
     move |source| match source.sql_err() {
         Some(SqlErr::ForeignKeyConstraintViolation(_)) => DomainError::NotFound(object),

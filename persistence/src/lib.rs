@@ -5,8 +5,9 @@
 //! - Every method on workspace-owned data filters each query by the scope's workspace and
 //!   runs in a transaction opened by [`SeaStore::begin_scoped`], which on Postgres also
 //!   enters the row-level-security role, so a forgotten filter still cannot cross tenants.
-//!   The one exception is `RunQueue` (`repo::queue`): workers claim across workspaces by
-//!   design, and only the engine holds it, never the API.
+//!   The exceptions are the unscoped ports, held by code that acts for no caller: the
+//!   engine's `RunQueue` (workers claim across workspaces by design) and
+//!   `CredentialStore`, the triggers' `TriggerStore`, and the vault's `DataKeyStore`.
 //! - Database errors reach callers as `DomainError::Conflict` with a human message when the
 //!   caller can fix them, and as `DomainError::Internal` otherwise; SQL never leaks.
 

@@ -23,6 +23,13 @@ pub struct SeaStore {
     run_batcher: Arc<OnceLock<RunBatcher>>,
 }
 
+// A port added to `Store` but not implemented here fails this crate's build, not only the
+// binary's, where the store is wired in.
+const _: fn() = || {
+    fn implements_every_port<T: aos_domain::ports::Store>() {}
+    implements_every_port::<SeaStore>();
+};
+
 impl SeaStore {
     pub fn new(database: Database) -> Self {
         let write_lane = (database.conn.get_database_backend() == DbBackend::Sqlite)

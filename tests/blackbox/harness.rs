@@ -364,6 +364,16 @@ impl TestApp {
         format!("ws://{rest}/graphql")
     }
 
+    /// Where the server keeps its local state (the SQLite file, `master.key`).
+    pub fn data_path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The Postgres database the server uses, if it does not use its SQLite default.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database.as_ref().map(|database| database.url.as_str())
+    }
+
     /// The server's most recent log lines (stderr), oldest first.
     pub fn log_lines(&self) -> Vec<String> {
         self.stderr_tail

@@ -19,6 +19,7 @@ use std::fmt;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use rand::RngCore;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -64,6 +65,23 @@ impl MasterKey {
             id: id.to_owned(),
             cipher: Aes256Gcm::new(bytes.into()),
         })
+    }
+
+    /// A key whose id is derived from its bytes, so configuration needs to carry only
+    /// the key and every node names it alike. The id reveals nothing usable about it.
+    pub fn derived(bytes: &[u8; 32]) -> Self {
+        let digest = Sha256::new()
+            .chain_update(b"aos/master-key-id/v1\0")
+            .chain_update(bytes)
+            .finalize();
+        let id: String = digest[..8]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        Self {
+            id: format!("mk-{id}"),
+            cipher: Aes256Gcm::new(bytes.into()),
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -155,14 +173,55 @@ impl Keyring {
         self.wrap(&data_key, workspace_id)
     }
 
+    /// Seals one of the server's own secrets (a JWT signing key) directly under the
+    /// current master key: `(master key id, nonce || ciphertext+tag)`.
+    pub fn seal_secret(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<(String, Vec<u8>), VaultError> {
+        let sealed = seal(&self.current.cipher, plaintext, aad)?;
+        Ok((self.current.id.clone(), sealed))
+    }
+
+    /// Opens what [`Keyring::seal_secret`] sealed. Without a key id (secrets sealed before
+    /// keys had ids) each known key is tried, the current one first.
+    pub fn open_secret(
+        &self,
+        master_key_id: Option<&str>,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        match master_key_id {
+            Some(id) => open(&self.master_key(id)?.cipher, sealed, aad),
+            None => self
+                .keys()
+                .find_map(|key| open(&key.cipher, sealed, aad).ok())
+                .ok_or(VaultError::Open),
+        }
+    }
+
+    /// The ids of every key, the current one first.
+    pub fn ids(&self) -> Vec<String> {
+        self.keys().map(|key| key.id.clone()).collect()
+    }
+
+    /// Whether a key of this id is known.
+    pub fn knows(&self, id: &str) -> bool {
+        self.master_key(id).is_ok()
+    }
+
     /// Whether `wrapped` still needs a rotation's re-wrap.
     pub fn is_current(&self, wrapped: &WrappedDataKey) -> bool {
         wrapped.master_key_id == self.current.id
     }
 
+    fn keys(&self) -> impl Iterator<Item = &MasterKey> {
+        std::iter::once(&self.current).chain(&self.previous)
+    }
+
     fn master_key(&self, id: &str) -> Result<&MasterKey, VaultError> {
-        std::iter::once(&self.current)
-            .chain(&self.previous)
+        self.keys()
             .find(|key| key.id == id)
             .ok_or_else(|| VaultError::UnknownMasterKey(id.to_owned()))
     }
@@ -305,6 +364,8 @@ pub fn open(cipher: &Aes256Gcm, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, Va
         )
         .map_err(|_| VaultError::Open)
 }
+
+pub mod service;
 
 #[cfg(test)]
 mod tests;

@@ -173,3 +173,37 @@ fn master_key_ids_are_short_and_plain() {
         );
     }
 }
+
+#[test]
+fn derived_ids_are_stable_and_distinct() {
+    let first = MasterKey::derived(&[1; 32]);
+    assert_eq!(first.id(), MasterKey::derived(&[1; 32]).id());
+    assert_ne!(first.id(), MasterKey::derived(&[2; 32]).id());
+    assert!(first.id().starts_with("mk-") && first.id().len() == 19);
+}
+
+#[test]
+fn server_secrets_open_by_id_or_by_trying_each_key() {
+    let old = Keyring::new(MasterKey::derived(&[1; 32]));
+    let (old_id, sealed) = old.seal_secret(b"jwt-secret", b"kid-1").expect("sealed");
+    let rotated =
+        Keyring::new(MasterKey::derived(&[2; 32])).with_previous(MasterKey::derived(&[1; 32]));
+
+    assert_eq!(
+        rotated.open_secret(Some(&old_id), &sealed, b"kid-1"),
+        Ok(b"jwt-secret".to_vec())
+    );
+    assert_eq!(
+        rotated.open_secret(None, &sealed, b"kid-1"),
+        Ok(b"jwt-secret".to_vec())
+    );
+    assert_eq!(
+        rotated.open_secret(None, &sealed, b"kid-2"),
+        Err(VaultError::Open)
+    );
+    let retired = Keyring::new(MasterKey::derived(&[2; 32]));
+    assert_eq!(
+        retired.open_secret(Some(&old_id), &sealed, b"kid-1"),
+        Err(VaultError::UnknownMasterKey(old_id.clone()))
+    );
+}

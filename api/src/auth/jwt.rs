@@ -19,7 +19,7 @@ use aos_domain::DomainError;
 use aos_domain::ids::UserId;
 use aos_domain::ports::{Store, StoredSigningKey};
 
-use super::sealing::MasterKey;
+use aos_vault::service::MasterKeys;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AccessClaims {
@@ -41,7 +41,7 @@ struct Keys {
 
 pub struct SigningKeys {
     store: Arc<dyn Store>,
-    master_key: MasterKey,
+    master_keys: Arc<MasterKeys>,
     keys: RwLock<Keys>,
 }
 
@@ -49,31 +49,33 @@ impl SigningKeys {
     /// Loads the keys, creating the first one on a fresh database.
     pub async fn load_or_create(
         store: Arc<dyn Store>,
-        master_key: MasterKey,
+        master_keys: Arc<MasterKeys>,
     ) -> Result<Self, DomainError> {
-        let mut keys = load(store.as_ref(), &master_key).await?;
+        let mut keys = load(store.as_ref(), &master_keys).await?;
         if keys.is_none() {
             let mut secret = vec![0u8; 64];
             rand::rngs::OsRng.fill_bytes(&mut secret);
             let kid = uuid::Uuid::now_v7().simple().to_string();
-            let encrypted_secret = master_key
-                .seal(&secret, &aad(&kid))
+            let (master_key_id, encrypted_secret) = master_keys
+                .keyring()
+                .seal_secret(&secret, &aad(&kid))
                 .map_err(DomainError::internal)?;
             store
                 .insert_signing_key(&StoredSigningKey {
                     kid,
                     encrypted_secret,
+                    master_key_id: Some(master_key_id),
                     created_at: Utc::now(),
                 })
                 .await?;
             // Another node may have raced us to create a key; reading back keeps us in step.
-            keys = load(store.as_ref(), &master_key).await?;
+            keys = load(store.as_ref(), &master_keys).await?;
         }
         let keys =
             keys.ok_or_else(|| DomainError::internal("no signing key after creating one"))?;
         Ok(Self {
             store,
-            master_key,
+            master_keys,
             keys: RwLock::new(keys),
         })
     }
@@ -123,7 +125,7 @@ impl SigningKeys {
     }
 
     async fn reload(&self) {
-        match load(self.store.as_ref(), &self.master_key).await {
+        match load(self.store.as_ref(), &self.master_keys).await {
             Ok(Some(keys)) => *self.keys.write().await = keys,
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, "could not reload signing keys"),
@@ -135,7 +137,58 @@ fn aad(kid: &str) -> Vec<u8> {
     format!("aos:jwt-signing-key:{kid}").into_bytes()
 }
 
-async fn load(store: &dyn Store, master_key: &MasterKey) -> Result<Option<Keys>, DomainError> {
+/// Seals every signing key still sealed by an older master key under the current one, so
+/// the older key can be retired; returns how many it re-sealed. Keys re-sealed meanwhile
+/// by another process are skipped.
+pub async fn reseal_signing_keys(
+    store: &dyn Store,
+    master_keys: &MasterKeys,
+) -> Result<u64, DomainError> {
+    let keyring = master_keys.refresh();
+    let current = keyring.current_id().to_owned();
+    let mut resealed = 0;
+    for key in store.signing_keys().await? {
+        if key.master_key_id.as_deref() == Some(current.as_str()) {
+            continue;
+        }
+        let secret = open_signing_key(master_keys, &key)?;
+        let (master_key_id, encrypted_secret) = keyring
+            .seal_secret(&secret, &aad(&key.kid))
+            .map_err(DomainError::internal)?;
+        if store
+            .reseal_signing_key(
+                &key.kid,
+                key.master_key_id.as_deref(),
+                &master_key_id,
+                &encrypted_secret,
+            )
+            .await?
+        {
+            resealed += 1;
+        }
+    }
+    Ok(resealed)
+}
+
+fn open_signing_key(
+    master_keys: &MasterKeys,
+    key: &StoredSigningKey,
+) -> Result<Vec<u8>, DomainError> {
+    let keyring = match &key.master_key_id {
+        Some(id) => master_keys.knowing(id),
+        None => master_keys.keyring(),
+    };
+    keyring
+        .open_secret(key.master_key_id.as_deref(), &key.encrypted_secret, &aad(&key.kid))
+        .map_err(|_| {
+            DomainError::internal(format!(
+                "signing key {} cannot be decrypted: is the master key the one this database was created with?",
+                key.kid
+            ))
+        })
+}
+
+async fn load(store: &dyn Store, master_keys: &MasterKeys) -> Result<Option<Keys>, DomainError> {
     let mut stored = store.signing_keys().await?;
     stored.sort_by(|a, b| {
         a.created_at
@@ -147,12 +200,7 @@ async fn load(store: &dyn Store, master_key: &MasterKey) -> Result<Option<Keys>,
     };
     let mut secrets = HashMap::new();
     for key in stored {
-        let secret = master_key.open(&key.encrypted_secret, &aad(&key.kid)).map_err(|_| {
-            DomainError::internal(format!(
-                "signing key {} cannot be decrypted: is AOS_MASTER_KEY the one this database was created with?",
-                key.kid
-            ))
-        })?;
+        let secret = open_signing_key(master_keys, &key)?;
         secrets.insert(key.kid, secret);
     }
     Ok(Some(Keys { secrets, current }))

@@ -4,6 +4,5 @@
 pub mod authn;
 pub mod jwt;
 pub mod password;
-pub mod sealing;
 pub mod secrets;
 pub mod session;

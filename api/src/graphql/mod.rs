@@ -1,5 +1,6 @@
 //! The GraphQL schema: queries, mutations, subscriptions and the guards around them.
 
+pub mod connection_types;
 pub mod extensions;
 pub mod mutation;
 pub mod query;

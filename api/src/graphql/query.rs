@@ -8,6 +8,8 @@ use aos_domain::ports::ObjectRef;
 use aos_domain::run::RunId;
 use aos_domain::workflow::validate_definition;
 
+use super::connection_types::{ConnectionObject, ConnectorTypeObject};
+use super::mutation::connections::connection_scope;
 use super::run_types::RunObject;
 use super::types::{UserObject, Viewer, WorkflowObject, WorkflowProblem, WorkspaceObject};
 use super::{app, request, workspace_scope};
@@ -91,6 +93,28 @@ impl Query {
             .await?
             .ok_or_else(|| ApiError::not_found("workflow"))?;
         Ok(Some(WorkflowObject { workflow, scope }))
+    }
+
+    /// A connection of a workspace the caller belongs to; `NOT_FOUND` for any other.
+    async fn connection(&self, ctx: &Context<'_>, id: ID) -> ApiResult<Option<ConnectionObject>> {
+        let (state, scope, id) = connection_scope(ctx, &id, Action::ReadConnections).await?;
+        let connection = state
+            .store
+            .connection(&scope, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("connection"))?;
+        Ok(Some(ConnectionObject(connection)))
+    }
+
+    /// Every connector this server offers, with its operations' parameter schemas.
+    async fn connector_types(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConnectorTypeObject>> {
+        request(ctx)?.caller.principal()?;
+        Ok(app(ctx)?
+            .connectors
+            .all()
+            .cloned()
+            .map(ConnectorTypeObject)
+            .collect())
     }
 
     /// Every problem of a definition, without saving it: the editor's live check.

@@ -14,6 +14,8 @@ use aos_domain::workspace::{Member, Role as DomainRole, Workspace};
 
 use aos_domain::ports::RunFilter;
 
+use super::connection_types::ConnectionObject;
+
 use super::app;
 use super::run_types::{RunConnection, RunObject, RunStatus};
 use crate::authz::parse_id;
@@ -247,6 +249,13 @@ impl WorkspaceObject {
             })
             .collect();
         Ok(RunConnection::new(nodes, page.has_next_page))
+    }
+
+    /// Ordered by name. Never a secret.
+    async fn connections(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConnectionObject>> {
+        self.scope.require(Action::ReadConnections)?;
+        let connections = app(ctx)?.store.connections(&self.scope).await?;
+        Ok(connections.into_iter().map(ConnectionObject).collect())
     }
 
     /// Live tokens, newest first. ADMIN and above.

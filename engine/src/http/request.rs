@@ -4,16 +4,24 @@
 //! JSON value as JSON (`application/json`). A `Content-Type` the author set wins over
 //! either default. Headers that describe the connection or the framing are the client's
 //! business and refused, so an author cannot desynchronise the wire format.
+//!
+//! Signing rule: a request signed with a connection's credentials ([`OutgoingRequest::sign`])
+//! carries the connection's value alone under each name it sets. The author's header of
+//! that name (compared case-insensitively) or query parameter of that name (in `query` or
+//! in the URL's own query) is removed, so the server never has two credentials to choose
+//! from and a workflow cannot shadow the connection it names.
 
 use std::fmt;
 use std::time::Duration;
 
+use aos_domain::connection::{Credentials, KeyPlacement};
 use aos_domain::workflow::node_types::HttpMethod;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 use url::Url;
 
 use super::error::HttpError;
+use super::response::base64;
 
 /// Plain, already-rendered data: templates have been evaluated by the engine.
 #[derive(Clone, PartialEq)]
@@ -43,6 +51,59 @@ impl OutgoingRequest {
             idempotency_key: None,
             timeout: None,
         }
+    }
+
+    /// Adds the credentials where their kind says they travel: `Authorization: Bearer`,
+    /// the API key's header or query parameter, or `Authorization: Basic`. See the
+    /// module's signing rule for what happens to the author's values of the same name.
+    pub fn sign(&mut self, credentials: &Credentials) {
+        match credentials {
+            Credentials::Bearer { token } => {
+                self.replace_header(AUTHORIZATION.as_str(), format!("Bearer {token}"));
+            }
+            Credentials::ApiKey {
+                placement: KeyPlacement::Header,
+                name,
+                value,
+            } => self.replace_header(name, value.clone()),
+            Credentials::ApiKey {
+                placement: KeyPlacement::Query,
+                name,
+                value,
+            } => self.replace_query(name, value.clone()),
+            Credentials::Basic { username, password } => {
+                let pair = base64(format!("{username}:{password}").as_bytes());
+                self.replace_header(AUTHORIZATION.as_str(), format!("Basic {pair}"));
+            }
+        }
+    }
+
+    fn replace_header(&mut self, name: &str, value: String) {
+        let name = name.trim();
+        self.headers
+            .retain(|(existing, _)| !existing.trim().eq_ignore_ascii_case(name));
+        self.headers.push((name.to_owned(), value));
+    }
+
+    fn replace_query(&mut self, name: &str, value: String) {
+        self.query.retain(|(existing, _)| existing != name);
+        // A URL that does not parse is left alone: sending it fails anyway.
+        if let Ok(mut url) = Url::parse(self.url.trim())
+            && url.query_pairs().any(|(existing, _)| existing == name)
+        {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(existing, _)| existing != name)
+                .map(|(existing, value)| (existing.into_owned(), value.into_owned()))
+                .collect();
+            if kept.is_empty() {
+                url.set_query(None);
+            } else {
+                url.query_pairs_mut().clear().extend_pairs(kept);
+            }
+            self.url = url.into();
+        }
+        self.query.push((name.to_owned(), value));
     }
 }
 

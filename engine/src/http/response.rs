@@ -115,7 +115,7 @@ fn is_json_media_type(content_type: &str) -> bool {
 }
 
 /// Standard base64 with padding (RFC 4648 §4); the engine crate has no base64 dependency
-/// and this is the only use.
+/// for this and HTTP basic auth (`OutgoingRequest::sign`), its only uses.
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);

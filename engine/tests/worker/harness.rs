@@ -135,6 +135,7 @@ pub fn services(code_limits: CodeLimits) -> NodeServices {
     NodeServices {
         http: HttpClient::new(policy).expect("an HTTP client"),
         code_limits,
+        secrets: None,
     }
 }
 

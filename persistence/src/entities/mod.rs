@@ -4,6 +4,8 @@
 //! (`crate::convert`) at the edge; behaviour belongs in `crate::repo`, not here.
 
 pub mod api_tokens;
+pub mod connections;
+pub mod data_keys;
 pub mod members;
 pub mod refresh_tokens;
 pub mod run_events;

@@ -8,6 +8,8 @@ pub struct Model {
     #[sea_orm(column_type = "Blob")]
     pub encrypted_secret: Vec<u8>,
     pub created_at: DateTimeUtc,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub master_key_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -18,6 +18,10 @@ pub enum Relation {
     ApiTokens,
     #[sea_orm(has_many = "super::workflows::Entity")]
     Workflows,
+    #[sea_orm(has_many = "super::connections::Entity")]
+    Connections,
+    #[sea_orm(has_one = "super::data_keys::Entity")]
+    DataKeys,
 }
 
 impl Related<super::members::Entity> for Entity {
@@ -35,6 +39,18 @@ impl Related<super::api_tokens::Entity> for Entity {
 impl Related<super::workflows::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Workflows.def()
+    }
+}
+
+impl Related<super::connections::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Connections.def()
+    }
+}
+
+impl Related<super::data_keys::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::DataKeys.def()
     }
 }
 

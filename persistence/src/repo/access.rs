@@ -14,7 +14,7 @@ use sea_orm::{ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder
 use uuid::Uuid;
 
 use crate::convert;
-use crate::entities::{api_tokens, members, runs, workflows, workspaces};
+use crate::entities::{api_tokens, connections, members, runs, workflows, workspaces};
 use crate::error::{internal, missing_or_conflict};
 use crate::store::SeaStore;
 use crate::timestamps;
@@ -133,6 +133,13 @@ impl AccessStore for SeaStore {
                 .one(&self.db)
                 .await
                 .map_err(internal("locate a run"))?,
+            ObjectRef::Connection(id) => connections::Entity::find_by_id(id.as_uuid())
+                .select_only()
+                .column(connections::Column::WorkspaceId)
+                .into_tuple()
+                .one(&self.db)
+                .await
+                .map_err(internal("locate a connection"))?,
         };
         Ok(workspace_id.map(WorkspaceId::from_uuid))
     }

@@ -1,11 +1,15 @@
 //! Hand-written repositories: one file per port of `aos_domain::ports`, each implementing
 //! it for `SeaStore`. Queries on workspace-owned data always filter by the scope's
-//! workspace and run inside `SeaStore::begin_scoped`. The one exception is `queue`, the
-//! engine's cross-tenant `RunQueue`: it has no scope, so it runs as the connecting role
-//! (the tables' owner, which row-level security does not bind) and keys every write on a
-//! run id and the fencing token of the worker's lease instead.
+//! workspace and run inside `SeaStore::begin_scoped`. The exceptions are the unscoped
+//! ports, held by code that acts for no caller: `queue`, the engine's cross-tenant
+//! `RunQueue`, runs as the connecting role (the tables' owner, which row-level security
+//! does not bind) and keys every write on a run id and the fencing token of the worker's
+//! lease instead. `triggers`, `CredentialStore` (in `connections`) and the vault's
+//! `data_keys` run as that role too, and filter by the workspace wherever they act for one.
 
 mod access;
+mod connections;
+mod data_keys;
 mod queue;
 pub(crate) mod run_batch;
 mod runs;

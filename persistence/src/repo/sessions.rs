@@ -1,8 +1,11 @@
 //! `SessionStore`: refresh-token rotation with reuse detection, and JWT signing keys.
 //!
-//! Invariant: a refresh token is spent by one conditional `UPDATE ... WHERE spent_at IS
+//! Invariants: a refresh token is spent by one conditional `UPDATE ... WHERE spent_at IS
 //! NULL`; the database decides which of two concurrent spends wins, and the loser is told
-//! `Reused`, which makes the caller revoke the whole family.
+//! `Reused`, which makes the caller revoke the whole family. Likewise a signing key is
+//! resealed by one `UPDATE` conditional on the master key that sealed it before, so of
+//! two rotations racing on one key exactly one rewrites it, and neither overwrites a
+//! secret it did not read.
 
 use aos_domain::error::DomainResult;
 use aos_domain::ids::{SessionFamilyId, UserId};
@@ -143,11 +146,46 @@ impl SessionStore for SeaStore {
             kid: key.kid.clone(),
             encrypted_secret: key.encrypted_secret.clone(),
             created_at: timestamps::stored(key.created_at),
+            master_key_id: key.master_key_id.clone(),
         };
         signing_keys::Entity::insert(row.into_active_model())
             .exec_without_returning(&self.db)
             .await
             .map_err(internal("store a signing key"))?;
         Ok(())
+    }
+
+    async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        previous_master_key_id: Option<&str>,
+        master_key_id: &str,
+        encrypted_secret: &[u8],
+    ) -> DomainResult<bool> {
+        // `IS NOT DISTINCT FROM` spelled portably: NULL (sealed before master keys had
+        // ids) must match NULL, which `=` never does.
+        let sealed_by = match previous_master_key_id {
+            Some(previous) => signing_keys::Column::MasterKeyId.eq(previous),
+            None => signing_keys::Column::MasterKeyId.is_null(),
+        };
+        let txn = self.begin_unscoped_write().await?;
+        let resealed = signing_keys::Entity::update_many()
+            .col_expr(
+                signing_keys::Column::EncryptedSecret,
+                Expr::value(encrypted_secret.to_vec()),
+            )
+            .col_expr(
+                signing_keys::Column::MasterKeyId,
+                Expr::value(master_key_id),
+            )
+            .filter(signing_keys::Column::Kid.eq(kid))
+            .filter(sealed_by)
+            .exec(&txn)
+            .await
+            .map_err(internal("reseal a signing key"))?;
+        txn.commit()
+            .await
+            .map_err(internal("commit a resealed signing key"))?;
+        Ok(resealed.rows_affected == 1)
     }
 }

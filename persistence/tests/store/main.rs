@@ -3,6 +3,8 @@
 
 mod support;
 
+mod connections;
+mod data_keys;
 mod isolation;
 mod queue;
 mod row_level_security;
@@ -12,5 +14,6 @@ mod setup;
 mod tokens;
 mod triggers;
 mod users;
+mod vault;
 mod workflows;
 mod workspaces;

@@ -5,14 +5,17 @@
 //! workspace, and cannot read password hashes. The tests use raw SQL on purpose: they model
 //! a repository bug, which the policies must contain.
 
+use aos_domain::connection::StoredDataKey;
 use aos_domain::page::PageRequest;
-use aos_domain::ports::{AccessStore, ObjectRef, WorkflowStore, WorkspaceStore};
+use aos_domain::ports::{
+    AccessStore, ConnectionStore, DataKeyStore, ObjectRef, WorkflowStore, WorkspaceStore,
+};
 use aos_domain::workspace::Role;
 use aos_persistence::Intent;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, Statement};
 
 use crate::support::{Backend, Ctx, on_postgres, run};
-use crate::{tokens, workflows};
+use crate::{connections, tokens, workflows};
 
 on_postgres!(
     a_session_left_idle_in_a_transaction_is_ended,
@@ -63,6 +66,13 @@ async fn count(txn: &DatabaseTransaction, sql: &str) -> i64 {
         .expect("a count")
 }
 
+/// Refused by a row-level-security policy, not by anything else (a typo in the SQL).
+fn refused_by_policy(outcome: &Result<(), DbErr>) -> bool {
+    outcome
+        .as_ref()
+        .is_err_and(|error| error.to_string().contains("row-level security"))
+}
+
 async fn execute(txn: &DatabaseTransaction, sql: String) -> Result<(), DbErr> {
     txn.execute_unprepared(&sql).await.map(drop)
 }
@@ -82,6 +92,23 @@ async fn unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace(t: Ctx)
         workflows::create(&t, &in_b, name).await;
     }
     tokens::create(&t, &in_b, "B's token", "hash-b").await;
+    connections::create(&t, &in_a, "A's connection").await;
+    for name in ["B's first", "B's second"] {
+        connections::create(&t, &in_b, name).await;
+    }
+    for workspace_id in [a.id, in_b.workspace_id()] {
+        t.store
+            .insert_data_key(
+                workspace_id,
+                StoredDataKey {
+                    id: uuid::Uuid::now_v7(),
+                    master_key_id: "mk-1".into(),
+                    wrapped: vec![1; 40],
+                },
+            )
+            .await
+            .expect("store a data key");
+    }
 
     let txn = t
         .store
@@ -96,6 +123,8 @@ async fn unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace(t: Ctx)
     assert_eq!(count(&txn, "SELECT count(*) FROM members").await, 1);
     assert_eq!(count(&txn, "SELECT count(*) FROM workspaces").await, 1);
     assert_eq!(count(&txn, "SELECT count(*) FROM api_tokens").await, 0);
+    assert_eq!(count(&txn, "SELECT count(*) FROM connections").await, 1);
+    assert_eq!(count(&txn, "SELECT count(*) FROM data_keys").await, 1);
     // Only fellow members' public columns: ada, not bob or carol.
     assert_eq!(count(&txn, "SELECT count(id) FROM users").await, 1);
     let hashes = txn
@@ -121,6 +150,14 @@ async fn unfiltered_sql_in_a_scoped_transaction_sees_only_that_workspace(t: Ctx)
         3
     );
     assert_eq!(t.store.members(&in_b).await.expect("B members").len(), 2);
+    assert_eq!(
+        t.store
+            .connections(&in_b)
+            .await
+            .expect("B connections")
+            .len(),
+        2
+    );
 }
 
 async fn a_scoped_transaction_cannot_write_into_another_workspace(t: Ctx) {
@@ -163,6 +200,26 @@ async fn a_scoped_transaction_cannot_write_into_another_workspace(t: Ctx) {
     ))
     .await;
     assert!(moved.is_err(), "moved a token into B");
+    let connection = uuid::Uuid::now_v7();
+    let planted = refused(format!(
+        "INSERT INTO connections (id, workspace_id, name, connector, auth_kind, status, \
+         settings, sealed_credentials, created_at, updated_at) VALUES ('{connection}', '{}', \
+         'planted', 'http', 'bearer', 'VALID', '{{}}', '\\x00', now(), now())",
+        b.id
+    ))
+    .await;
+    assert!(
+        refused_by_policy(&planted),
+        "planted a connection in B: {planted:?}"
+    );
+    let keyed = refused(format!(
+        "INSERT INTO data_keys (id, workspace_id, master_key_id, wrapped, created_at, \
+         updated_at) VALUES ('{}', '{}', 'mk-evil', '\\x00', now(), now())",
+        uuid::Uuid::now_v7(),
+        b.id
+    ))
+    .await;
+    assert!(refused_by_policy(&keyed), "gave B a data key: {keyed:?}");
 
     // Blind writes to B's rows match nothing.
     let txn = t

@@ -135,11 +135,13 @@ async fn signing_keys_round_trip(t: Ctx) {
     let older = StoredSigningKey {
         kid: "k1".into(),
         encrypted_secret: vec![0, 1, 2, 255],
+        master_key_id: None,
         created_at: created_at - Duration::days(1),
     };
     let newer = StoredSigningKey {
         kid: "k2".into(),
         encrypted_secret: vec![9; 48],
+        master_key_id: Some("mk-2026".into()),
         created_at,
     };
 

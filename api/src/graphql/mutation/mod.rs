@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api_tokens;
+pub(crate) mod connections;
 mod runs;
 mod workflows;
 mod workspaces;
@@ -15,4 +16,5 @@ pub struct Mutation(
     api_tokens::ApiTokenMutation,
     workflows::WorkflowMutation,
     runs::RunMutation,
+    connections::ConnectionMutation,
 );
