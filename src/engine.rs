@@ -7,10 +7,10 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use aos_connectors::http::{HttpClient, HttpPolicy};
+use aos_connectors::{ConnectorTester, Registry};
 use aos_domain::ports::{ConnectionSecrets, RunEventSink, RunQueue};
 use aos_engine::code::CodeLimits;
-use aos_engine::connection_test::HttpConnectionTester;
-use aos_engine::http::{HttpClient, HttpPolicy};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 
@@ -73,8 +73,9 @@ impl Workers {
     }
 
     /// Tests connections with the steps' HTTP client, so the same SSRF rules apply.
-    pub fn connection_tester(&self) -> HttpConnectionTester {
-        HttpConnectionTester {
+    pub fn connection_tester(&self, registry: Registry) -> ConnectorTester {
+        ConnectorTester {
+            registry,
             http: self.http.clone(),
         }
     }

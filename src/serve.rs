@@ -80,6 +80,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("loading the signing keys")?;
     let readiness_db = db.clone();
+    let connectors = Registry::builtin();
     let app = AppState::new(Inner {
         store,
         auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
@@ -91,9 +92,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Arc::new(InPlaceExecutor(Arc::clone(&workers.engine))) as Arc<dyn RunExecutor>
         }),
         definitions: DefinitionCache::default(),
-        connection_tester: Arc::new(workers.connection_tester()),
+        connection_tester: Arc::new(workers.connection_tester(connectors.clone())),
         vault,
-        connectors: Registry::builtin(),
+        connectors,
         keys,
         readiness: Arc::new(move || {
             let db = readiness_db.clone();

@@ -1,17 +1,35 @@
-//! Connectors: what each outside service offers a workflow (its auth kinds, its operations
-//! with JSON Schemas of their parameters and outputs, its non-secret settings), and the
-//! registry the API lists as `connectorTypes` and checks connections against.
+//! Connectors: what each outside service offers a workflow, and how it is reached.
 //!
-//! Invariant: a connection may only be created for a connector in the registry, with an
-//! auth kind that connector declares and settings its `check_settings` accepts.
+//! The SDK is [`Connector`]: its [`ConnectorInfo`] (auth kinds, operations and polling
+//! triggers with JSON Schemas of their parameters and outputs, the non-secret settings of
+//! a connection), `execute` for a `connector` step, `test` for `testConnection`, and
+//! optionally `poll` (polling triggers, with a cursor) and webhook setup and teardown.
+//! [`Registry`] holds them by key; the API lists it as `connectorTypes`.
+//!
+//! Invariants:
+//! - a connection may only be created for a connector in the registry, with an auth kind
+//!   that connector declares and settings its `check_settings` accepts;
+//! - every outbound request of a connector goes through [`http::HttpClient`] (or, for
+//!   other protocols, is vetted by [`http::HttpClient::check_host`] first), so the SSRF
+//!   rules hold for connectors as for `http.request` steps;
+//! - a connector's errors and outputs are redacted by the caller with the connection's
+//!   `Redactor`; connectors still never put a credential in a message on purpose.
 
-mod http;
+pub mod builtin;
+pub mod call;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aos_domain::connection::AuthKind;
+use std::time::Duration;
+
+use aos_domain::connection::{AuthKind, Connection, ConnectionTestResult, Credentials, Redactor};
+use aos_domain::ports::ConnectionTester;
+use async_trait::async_trait;
 use serde_json::Value;
+
+use crate::http::HttpClient;
 
 /// An operation a connector performs for a step.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,15 +51,130 @@ pub struct ConnectorInfo {
     pub description: &'static str,
     pub auth_kinds: Vec<AuthKind>,
     pub operations: Vec<OperationInfo>,
+    /// Polling triggers (`trigger.poll` nodes): same shape as operations; `output` is
+    /// the schema of one new item, which becomes a run's trigger output.
+    pub triggers: Vec<OperationInfo>,
     /// JSON Schema of a connection's non-secret `settings`.
     pub settings: Value,
 }
 
+impl ConnectorInfo {
+    pub fn operation(&self, key: &str) -> Option<&OperationInfo> {
+        self.operations
+            .iter()
+            .find(|operation| operation.key == key)
+    }
+
+    pub fn trigger(&self, key: &str) -> Option<&OperationInfo> {
+        self.triggers.iter().find(|trigger| trigger.key == key)
+    }
+}
+
+/// What a connector works with for one call: the connection (its settings), its opened
+/// credentials, and the SSRF-safe HTTP client.
+pub struct ConnectorContext<'a> {
+    pub connection: &'a Connection,
+    pub credentials: &'a Credentials,
+    pub http: &'a HttpClient,
+    /// Stable across retries of one step; sent where the service supports it.
+    pub idempotency_key: Option<&'a str>,
+}
+
+/// Why a connector call failed. The caller decides what follows: a step fails
+/// (`Invalid`, `Failed`), a token is refreshed and the call tried once more
+/// (`Unauthorized`), or the connection waits (`RateLimited`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The parameters are wrong; trying again will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// The service refused the credentials (HTTP 401 or its equivalent).
+    #[error("the service refused the credentials: {0}")]
+    Unauthorized(String),
+    /// The service asked us to slow down, for `retry_after` if it said.
+    #[error("the service is rate limiting this connection: {message}")]
+    RateLimited {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// Anything else: a 5xx, a transport error, an unexpected answer.
+    #[error("{0}")]
+    Failed(String),
+    /// The connector does not offer this.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// New items a poll found, oldest first, and the cursor to poll from next time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Polled {
+    pub items: Vec<Value>,
+    pub cursor: Value,
+}
+
+/// A webhook a connector registered with its service, to tear it down later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRegistration {
+    pub id: String,
+    pub data: Value,
+}
+
+#[async_trait]
 pub trait Connector: Send + Sync {
     fn info(&self) -> &ConnectorInfo;
 
     /// Whether `settings` suit this connector; the message says what is wrong.
     fn check_settings(&self, settings: &Value) -> Result<(), String>;
+
+    /// Runs `operation` (a key of `info().operations`) with `params`, already rendered
+    /// from the step's templates. Returns the step's output.
+    async fn execute(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        operation: &str,
+        params: &Value,
+    ) -> Result<Value, ConnectorError>;
+
+    /// Checks that the connection works, with a request that changes nothing.
+    async fn test(&self, ctx: &ConnectorContext<'_>) -> ConnectionTestResult;
+
+    /// Items of polling trigger `trigger` newer than `cursor` (`None`: the first poll,
+    /// which should return no items and only a cursor, so a new trigger does not fire
+    /// for everything that already exists).
+    async fn poll(
+        &self,
+        _ctx: &ConnectorContext<'_>,
+        trigger: &str,
+        _params: &Value,
+        _cursor: Option<&Value>,
+    ) -> Result<Polled, ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "the `{}` connector has no polling trigger `{trigger}`",
+            self.info().key
+        )))
+    }
+
+    /// Registers `target_url` with the service to receive `trigger`'s events.
+    async fn setup_webhook(
+        &self,
+        _ctx: &ConnectorContext<'_>,
+        trigger: &str,
+        _params: &Value,
+        _target_url: &str,
+    ) -> Result<WebhookRegistration, ConnectorError> {
+        Err(ConnectorError::Unsupported(format!(
+            "the `{}` connector cannot register webhooks for `{trigger}`",
+            self.info().key
+        )))
+    }
+
+    async fn teardown_webhook(
+        &self,
+        _ctx: &ConnectorContext<'_>,
+        _registration: &WebhookRegistration,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
 }
 
 /// The connectors this build knows, by key.
@@ -56,7 +189,9 @@ impl Registry {
         let mut registry = Self {
             connectors: BTreeMap::new(),
         };
-        registry.register(Arc::new(http::HttpConnector::new()));
+        for connector in builtin::all() {
+            registry.register(connector);
+        }
         registry
     }
 
@@ -106,6 +241,43 @@ impl Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.connectors.keys()).finish()
+    }
+}
+
+/// `testConnection` for any connector of the registry.
+#[derive(Clone)]
+pub struct ConnectorTester {
+    pub registry: Registry,
+    pub http: HttpClient,
+}
+
+#[async_trait]
+impl ConnectionTester for ConnectorTester {
+    async fn test(
+        &self,
+        connection: &Connection,
+        credentials: &Credentials,
+    ) -> ConnectionTestResult {
+        let Some(connector) = self.registry.get(&connection.connector) else {
+            return ConnectionTestResult {
+                ok: false,
+                message: format!(
+                    "this server has no `{}` connector any more",
+                    connection.connector
+                ),
+            };
+        };
+        let ctx = ConnectorContext {
+            connection,
+            credentials,
+            http: &self.http,
+            idempotency_key: None,
+        };
+        let mut result = connector.test(&ctx).await;
+        result.message = Redactor::for_credentials(credentials)
+            .redact_text(&result.message)
+            .into_owned();
+        result
     }
 }
 

@@ -23,7 +23,9 @@ use crate::ids::{
 use crate::journal::{
     ClaimedRun, Journal, JournalRefusal, Lease, NewRun, Run, RunEvent, RunOutcome, StepRecord,
 };
+use crate::oauth::OAuthStore;
 use crate::page::{Page, PageRequest};
+use crate::polling::PollStore;
 use crate::run::{RunId, RunStatus};
 use crate::user::{Email, User, UserCredentials, UserName};
 use crate::workflow::{Definition, NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
@@ -481,6 +483,17 @@ pub trait ConnectionSecrets: Send + Sync {
         workspace_id: WorkspaceId,
         id: ConnectionId,
     ) -> Result<(Connection, Credentials), String>;
+
+    /// After the service refused the credentials (HTTP 401): new credentials if they can
+    /// be renewed (an OAuth2 refresh, one process at a time), for one more try; `Err`
+    /// when nothing can be renewed, with a message safe to show.
+    async fn renew_after_refusal(
+        &self,
+        _workspace_id: WorkspaceId,
+        _id: ConnectionId,
+    ) -> Result<(Connection, Credentials), String> {
+        Err("the service refused the connection's credentials".to_owned())
+    }
 }
 
 /// Checks that a connection's credentials work, by a request its connector chooses.
@@ -536,6 +549,8 @@ pub trait Store:
     + ConnectionStore
     + CredentialStore
     + DataKeyStore
+    + PollStore
+    + OAuthStore
 {
 }
 
@@ -549,7 +564,9 @@ impl<
         + TriggerStore
         + ConnectionStore
         + CredentialStore
-        + DataKeyStore,
+        + DataKeyStore
+        + PollStore
+        + OAuthStore,
 > Store for T
 {
 }

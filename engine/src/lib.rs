@@ -2,8 +2,6 @@
 //! ports, journals every result, retries and resumes.
 
 pub mod code;
-pub mod connection_test;
-pub mod http;
 pub mod loop_node;
 pub mod scheduler;
 pub mod step;

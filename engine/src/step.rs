@@ -37,8 +37,8 @@ use aos_domain::workflow::node_types::{
 };
 
 use crate::code::{CodeInput, CodeLimits, run_code};
-use crate::http::{HttpClient, OutgoingRequest};
 use crate::loop_node::{self, LoopProgress};
+use aos_connectors::http::{HttpClient, OutgoingRequest};
 
 /// What an attempt needs to know about where it runs.
 #[derive(Debug, Clone)]

@@ -16,8 +16,8 @@ use aos_domain::workflow::{Definition, validate_definition};
 
 use super::{Attempt, AttemptResult, NodeServices, execute, is_truthy, redact};
 use crate::code::CodeLimits;
-use crate::http::{HttpClient, HttpPolicy};
 use crate::loop_node::LoopProgress;
+use aos_connectors::http::{HttpClient, HttpPolicy};
 
 /// A definition whose trigger leads to the single node under test, `n`.
 fn with_node(node: Value) -> Definition {

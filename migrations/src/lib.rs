@@ -12,6 +12,8 @@ mod m20261122_000001_foundation;
 mod m20261122_000002_row_level_security;
 mod m20261129_000003_runs;
 mod m20261130_000004_connections;
+mod m20261130_000005_poll_states;
+mod m20261130_000006_oauth;
 mod tenancy;
 
 pub use tenancy::{TENANT_ROLE, WORKSPACE_SETTING};
@@ -26,6 +28,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_row_level_security::Migration),
             Box::new(m20261129_000003_runs::Migration),
             Box::new(m20261130_000004_connections::Migration),
+            Box::new(m20261130_000005_poll_states::Migration),
+            Box::new(m20261130_000006_oauth::Migration),
         ]
     }
 }

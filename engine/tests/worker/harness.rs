@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use aos_connectors::http::{HttpClient, HttpPolicy};
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
 use aos_domain::error::DomainResult;
 use aos_domain::ids::WorkspaceId;
@@ -20,7 +21,6 @@ use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowName, validate_definition};
 use aos_domain::workspace::{Role, WorkspaceName};
 use aos_engine::code::CodeLimits;
-use aos_engine::http::{HttpClient, HttpPolicy};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 use aos_persistence::SeaStore;

@@ -10,6 +10,8 @@
 mod access;
 mod connections;
 mod data_keys;
+mod oauth;
+mod poll_states;
 mod queue;
 pub(crate) mod run_batch;
 mod runs;

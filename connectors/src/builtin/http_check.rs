@@ -11,12 +11,10 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::Value;
 use url::Url;
 
 use aos_domain::connection::{Connection, ConnectionTestResult, Credentials, Redactor};
-use aos_domain::ports::ConnectionTester;
 use aos_domain::workflow::node_types::HttpMethod;
 
 use crate::http::{HttpClient, OutgoingRequest};
@@ -26,24 +24,6 @@ pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings key of the URL the test calls.
 pub const TEST_URL_SETTING: &str = "testUrl";
-
-/// [`test_connection`] as the domain's port, with the workflow steps' client (and so
-/// their SSRF policy).
-#[derive(Debug, Clone)]
-pub struct HttpConnectionTester {
-    pub http: HttpClient,
-}
-
-#[async_trait]
-impl ConnectionTester for HttpConnectionTester {
-    async fn test(
-        &self,
-        connection: &Connection,
-        credentials: &Credentials,
-    ) -> ConnectionTestResult {
-        test_connection(&self.http, connection, credentials).await
-    }
-}
 
 /// Checks `credentials` against `connection.settings.testUrl` when it is set; without it
 /// only their shape can be vouched for, which parsing them already did.
@@ -110,5 +90,5 @@ fn shown_url(raw: &str) -> String {
 }
 
 #[cfg(test)]
-#[path = "connection_tests.rs"]
+#[path = "http_check_tests.rs"]
 mod tests;

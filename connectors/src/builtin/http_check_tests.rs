@@ -14,8 +14,9 @@ use aos_domain::connection::{
 use aos_domain::ids::{ConnectionId, WorkspaceId};
 use aos_domain::ports::ConnectionTester;
 
-use super::{HttpConnectionTester, test_connection};
+use super::test_connection;
 use crate::http::{HttpClient, HttpPolicy};
+use crate::{ConnectorTester, Registry};
 
 /// Wiremock listens on loopback, which only a client allowing private addresses reaches.
 fn client(allow_private: bool) -> HttpClient {
@@ -224,7 +225,10 @@ async fn the_ssrf_rules_apply_to_a_test_as_to_any_step() {
 #[tokio::test]
 async fn the_port_adapter_runs_the_same_test() {
     let credentials = bearer();
-    let tester: &dyn ConnectionTester = &HttpConnectionTester { http: client(true) };
+    let tester: &dyn ConnectionTester = &ConnectorTester {
+        registry: Registry::builtin(),
+        http: client(true),
+    };
 
     let result = tester
         .test(&connection(json!({}), &credentials), &credentials)

@@ -1,0 +1,1 @@
+//! `email`: send mail through SMTP with lettre. (Being built.)

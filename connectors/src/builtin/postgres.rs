@@ -1,0 +1,1 @@
+//! `postgres`: a parameterised query against a user's own Postgres database. (Being built.)

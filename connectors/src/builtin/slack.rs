@@ -1,0 +1,1 @@
+//! `slack`: post a message, list channels (Slack Web API). (Being built.)
