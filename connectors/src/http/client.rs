@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,41 @@ impl HttpClient {
         })
     }
 
+    /// The guarded reqwest client, for a library that speaks HTTP itself (async-openai,
+    /// oauth2). Names it resolves and redirects it follows are vetted as for any request;
+    /// an IP-literal URL is not, so check it with [`HttpClient::check_url`] first.
+    pub fn reqwest_client(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
+    /// Whether the SSRF rules let a request to `url` start (scheme, and the host when it
+    /// is an IP literal).
+    pub fn check_url(&self, url: &url::Url) -> Result<(), HttpError> {
+        self.guard.check_url(url).map_err(HttpError::from)
+    }
+
+    /// The addresses `host` resolves to, each with `port`, if the SSRF rules allow all of
+    /// them: for protocols other than HTTP (SMTP, Postgres), which must then connect to
+    /// exactly these addresses and to no second lookup of the name.
+    pub async fn vet_host(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, HttpError> {
+        let url = url::Url::parse(&format!("http://{}:{port}/", bracketed(host)))
+            .map_err(|_| HttpError::InvalidUrl(format!("{host} is not a valid host name")))?;
+        self.check_url(&url)?;
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|error| HttpError::Connect(format!("{host} did not resolve: {error}")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(HttpError::Connect(format!(
+                "{host} did not resolve to any address"
+            )));
+        }
+        self.guard
+            .check_resolved(host, &addrs)
+            .map_err(HttpError::from)?;
+        Ok(addrs)
+    }
+
     /// Sends the request and reads the whole response. Statuses of 4xx and 5xx are
     /// responses, not errors.
     pub async fn send(&self, request: OutgoingRequest) -> Result<HttpResponse, HttpError> {
@@ -82,5 +118,14 @@ impl HttpClient {
             tracing::info!(http.host = %host, %error, "refused a workflow HTTP request");
         }
         result
+    }
+}
+
+/// An IPv6 literal goes in brackets in a URL.
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }

@@ -192,3 +192,30 @@ async fn trusted_exact_address_is_reachable_with_private_refused() {
     let url = format!("http://localhost:{}/end", trusted.address().port());
     assert_forbidden(get(&strict, &url).await, &url);
 }
+
+#[tokio::test]
+async fn vetting_a_host_for_another_protocol_follows_the_same_rules() {
+    use crate::http::{HttpClient, HttpPolicy};
+
+    let strict = HttpClient::new(HttpPolicy::default()).expect("client");
+    let refused = strict.vet_host("127.0.0.1", 5432).await;
+    assert!(
+        matches!(refused, Err(HttpError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let by_name = strict.vet_host("localhost", 25).await;
+    assert!(
+        matches!(by_name, Err(HttpError::Forbidden { .. })),
+        "{by_name:?}"
+    );
+    let open = HttpClient::new(HttpPolicy {
+        allow_private: true,
+        ..HttpPolicy::default()
+    })
+    .expect("client");
+    let allowed = open.vet_host("127.0.0.1", 5432).await;
+    assert_eq!(
+        allowed.map(|addrs| addrs.iter().map(|a| a.port()).collect::<Vec<_>>()),
+        Ok(vec![5432])
+    );
+}
