@@ -205,4 +205,9 @@ pub struct ServeArgs {
     /// Most concurrent subscriptions on one WebSocket.
     #[arg(long, env = "AOS_WS_MAX_SUBSCRIPTIONS", default_value_t = 50)]
     pub ws_max_subscriptions: usize,
+
+    /// For tests only: every polling trigger polls this often (in milliseconds) instead
+    /// of every `intervalSeconds`, whose 15 s minimum is too slow for a test to wait for.
+    #[arg(long, env = "AOS_POLL_INTERVAL_OVERRIDE_MS", hide = true)]
+    pub poll_interval_override_ms: Option<u64>,
 }

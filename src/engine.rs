@@ -1,4 +1,5 @@
-//! The worker pool, as `serve` embeds it and `worker` runs it alone.
+//! The worker pool, as `serve` embeds it and `worker` runs it alone, and the poller that
+//! `serve` runs next to it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +12,13 @@ use aos_connectors::http::{HttpClient, HttpPolicy};
 use aos_connectors::{ConnectorTester, Registry};
 use aos_domain::ports::{ConnectionSecrets, RunEventSink, RunQueue};
 use aos_engine::code::CodeLimits;
+use aos_engine::gate::ConnectionGate;
+use aos_engine::poller::{Poller, PollerConfig};
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 
 use aos_api::run_events::{REDIS_CHANNEL, RunEventBus};
+use aos_persistence::SeaStore;
 
 use crate::cli::EngineArgs;
 
@@ -22,6 +26,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 pub struct Workers {
     pub engine: Arc<Engine>,
+    /// What the workers' steps use (connectors, connections, the gate), for the poller.
+    pub services: NodeServices,
+    /// Names this process in the leases it takes.
+    pub process_id: String,
     http: HttpClient,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -44,20 +52,23 @@ impl Workers {
             http: http.clone(),
             code_limits: CodeLimits::default(),
             secrets: Some(secrets),
+            connectors: Registry::builtin(),
+            gate: ConnectionGate::new(),
         };
+        let process_id = format!(
+            "{}-{}",
+            hostname().unwrap_or_else(|| "node".into()),
+            std::process::id()
+        );
         let config = EngineConfig {
-            worker_id: format!(
-                "{}-{}",
-                hostname().unwrap_or_else(|| "node".into()),
-                std::process::id()
-            ),
+            worker_id: process_id.clone(),
             concurrency: args.workers,
             lease: Duration::from_millis(args.run_lease_ms.max(1_000)),
             per_workspace_limit: args.runs_per_workspace.max(1),
             in_place_limit,
             ..EngineConfig::default()
         };
-        let engine = Engine::new(queue, services, events, config);
+        let engine = Engine::new(queue, services.clone(), events, config);
         let (stop, stopped) = watch::channel(false);
         let tasks = if args.workers == 0 {
             JoinSet::new()
@@ -66,10 +77,36 @@ impl Workers {
         };
         Ok(Self {
             engine,
+            services,
+            process_id,
             http,
             stop,
             tasks,
         })
+    }
+
+    /// The poller of this process: it shares the steps' connectors, HTTP client and gate,
+    /// so a connection's rate limits hold across its steps and its polls.
+    pub fn poller(
+        &self,
+        store: Arc<SeaStore>,
+        events: Arc<dyn RunEventSink>,
+        wake_workers: Arc<dyn Fn() + Send + Sync>,
+        interval_override: Option<Duration>,
+    ) -> Poller {
+        let config = PollerConfig {
+            owner: self.process_id.clone(),
+            interval_override,
+            ..PollerConfig::default()
+        };
+        Poller::new(
+            store.clone(),
+            store,
+            self.services.clone(),
+            events,
+            wake_workers,
+            config,
+        )
     }
 
     /// Tests connections with the steps' HTTP client, so the same SSRF rules apply.

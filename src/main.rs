@@ -65,12 +65,33 @@ async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
     // No subscriber lives in this process: with Redis, API nodes hear this worker's
     // events at once; without, they read them back from the journal.
     let events = std::sync::Arc::new(engine::run_event_bus(args.database.redis_url.as_deref())?);
-    let workers = engine::Workers::start(&args.engine, 0, store, events, vault)?;
+    // Likewise a connection this worker finds it can no longer renew: with Redis, its
+    // `CONNECTION_NEEDS_REAUTH` reaches the API nodes' subscribers.
+    let connection_events = std::sync::Arc::new(
+        aos_api::connection_events::ConnectionEventBus::for_redis_url(
+            args.database.redis_url.as_deref(),
+        )
+        .context("configuring Redis (--redis-url)")?,
+    );
+    let secrets = std::sync::Arc::new(aos_connectors::oauth::RefreshingSecrets::new(
+        vault,
+        store.clone(),
+        serve::oauth_flows(&args.engine)?,
+        connection_events,
+        aos_connectors::oauth::RefreshTiming::default(),
+    ));
+    let workers = engine::Workers::start(&args.engine, 0, store, events, secrets.clone())?;
+    let (stop_refresher, refresher_stopped) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(
+        aos_connectors::oauth::BackgroundRefresher::new(secrets).run(refresher_stopped),
+    );
     println!(
         "AutomationOS worker running {} workers",
         args.engine.workers
     );
     serve::shutdown_signal().await;
+    let _ = stop_refresher.send(true);
+    let _ = refresher.await;
     workers.stop().await;
     Ok(())
 }

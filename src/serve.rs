@@ -11,17 +11,20 @@ use tokio::net::TcpListener;
 
 use aos_api::auth::jwt::SigningKeys;
 use aos_api::config::{ApiConfig, GraphqlLimits};
+use aos_api::connection_events::ConnectionEventBus;
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
 use aos_api::state::{AppState, Inner};
 use aos_connectors::Registry;
-use aos_domain::ports::{RunExecutor, Store};
+use aos_connectors::http::HttpPolicy;
+use aos_connectors::oauth::{BackgroundRefresher, OAuthFlows, RefreshTiming, RefreshingSecrets};
+use aos_domain::ports::{ConnectionSecrets, RunExecutor, Store};
 use aos_domain::workflow::DefinitionCache;
 use aos_engine::worker::InPlaceExecutor;
 use aos_vault::service::CredentialVault;
 
-use crate::cli::ServeArgs;
+use crate::cli::{EngineArgs, ServeArgs};
 use crate::engine::Workers;
 use crate::master_key;
 use aos_engine::scheduler::Scheduler;
@@ -45,16 +48,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         sea_store.clone(),
     ));
     let run_events = crate::engine::run_event_bus(args.database.redis_url.as_deref())?;
+    let connection_events = Arc::new(
+        ConnectionEventBus::for_redis_url(args.database.redis_url.as_deref())
+            .context("configuring Redis (--redis-url)")?,
+    );
+    let oauth = oauth_flows(&args.engine)?;
+    let secrets = Arc::new(RefreshingSecrets::new(
+        vault.clone(),
+        sea_store.clone(),
+        oauth.clone(),
+        connection_events.clone(),
+        RefreshTiming::default(),
+    ));
     let workers = Workers::start(
         &args.engine,
         args.runs_in_place,
         sea_store.clone(),
         Arc::new(run_events.clone()),
-        vault.clone(),
+        secrets.clone(),
     )?;
+    let (stop_refresher, refresher_stopped) = tokio::sync::watch::channel(false);
+    let refresher = tokio::spawn(BackgroundRefresher::new(secrets.clone()).run(refresher_stopped));
     let engine = Arc::clone(&workers.engine);
     let wake_workers: Arc<dyn Fn() + Send + Sync> = Arc::new(move || engine.wake());
     let (stop_scheduler, scheduler_stopped) = tokio::sync::watch::channel(false);
+    // Like the scheduler, in every `serve` (and not in `worker`): leases keep each poll
+    // to one process per interval however many run it.
+    let poller = tokio::spawn(
+        workers
+            .poller(
+                sea_store.clone(),
+                Arc::new(run_events.clone()),
+                Arc::clone(&wake_workers),
+                args.poll_interval_override_ms.map(Duration::from_millis),
+            )
+            .run(scheduler_stopped.clone()),
+    );
     let scheduler = tokio::spawn(
         Scheduler::new(
             sea_store,
@@ -93,6 +122,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         definitions: DefinitionCache::default(),
         connection_tester: Arc::new(workers.connection_tester(connectors.clone())),
+        connection_events,
+        oauth,
+        secrets: secrets as Arc<dyn ConnectionSecrets>,
         vault,
         connectors,
         keys,
@@ -122,9 +154,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("serving")?;
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
+    let _ = stop_refresher.send(true);
+    let _ = refresher.await;
+    let _ = poller.await;
     workers.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The OAuth2 exchanges, under the same address rules as workflow HTTP steps: a token
+/// URL is as much an author's choice as a step's URL.
+pub fn oauth_flows(engine: &EngineArgs) -> anyhow::Result<OAuthFlows> {
+    OAuthFlows::new(HttpPolicy {
+        allow_private: engine.http_allow_private,
+        ..HttpPolicy::default()
+    })
+    .context("building the OAuth2 client")
 }
 
 fn api_config(args: &ServeArgs, address: SocketAddr) -> ApiConfig {

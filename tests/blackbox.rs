@@ -11,8 +11,12 @@ mod harness;
 mod architecture;
 #[path = "blackbox/auth.rs"]
 mod auth;
+#[path = "blackbox/builtin_connectors.rs"]
+mod builtin_connectors;
 #[path = "blackbox/connections.rs"]
 mod connections;
+#[path = "blackbox/connector_nodes.rs"]
+mod connector_nodes;
 #[path = "blackbox/crash.rs"]
 mod crash;
 #[path = "blackbox/in_place.rs"]
@@ -23,6 +27,8 @@ mod isolation;
 mod key_rotation;
 #[path = "blackbox/nodes.rs"]
 mod nodes;
+#[path = "blackbox/oauth.rs"]
+mod oauth;
 #[path = "blackbox/ops.rs"]
 mod ops;
 #[path = "blackbox/protection.rs"]

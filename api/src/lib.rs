@@ -5,11 +5,13 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod connection_events;
 pub mod error;
 pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod oauth;
 pub mod redis_fanout;
 pub mod run_events;
 pub mod state;

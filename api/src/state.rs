@@ -3,13 +3,18 @@
 use std::sync::Arc;
 
 use aos_connectors::Registry;
+use aos_connectors::oauth::OAuthFlows;
+use aos_domain::connection::{Connection, ConnectionEvent, ConnectionEventKind};
 use aos_domain::journal::Run;
-use aos_domain::ports::{ConnectionTester, RunEventSink, RunExecutor, Store};
+use aos_domain::ports::{
+    ConnectionEventSink, ConnectionSecrets, ConnectionTester, RunEventSink, RunExecutor, Store,
+};
 use aos_domain::workflow::DefinitionCache;
 use aos_vault::service::CredentialVault;
 
 use crate::auth::jwt::SigningKeys;
 use crate::config::ApiConfig;
+use crate::connection_events::ConnectionEventBus;
 use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
 use crate::run_events::RunEventBus;
@@ -34,6 +39,14 @@ pub struct Inner {
     pub vault: Arc<CredentialVault>,
     pub connectors: Registry,
     pub connection_tester: Arc<dyn ConnectionTester>,
+    /// Live connection changes; the token refresher publishes on it too.
+    pub connection_events: Arc<ConnectionEventBus>,
+    /// Exchanges with authorization servers: the code exchange, client credentials,
+    /// revocation.
+    pub oauth: OAuthFlows,
+    /// Opens a connection as steps do, renewing an OAuth2 access token that is due first
+    /// (for `testConnection`).
+    pub secrets: Arc<dyn ConnectionSecrets>,
     /// Answers /readyz: whether the database can be reached now.
     pub readiness: Arc<dyn Fn() -> futures::future::BoxFuture<'static, bool> + Send + Sync>,
 }
@@ -47,6 +60,21 @@ impl AppState {
     pub fn announce_queued(&self, run: &Run) {
         self.run_events.publish(&[run.queued_event()]);
         (self.wake_workers)();
+    }
+
+    /// After `connection` changed: tells `connectionEvents` subscribers on every node.
+    pub fn announce_connection(
+        &self,
+        connection: &Connection,
+        kind: ConnectionEventKind,
+        message: impl Into<String>,
+    ) {
+        self.connection_events.publish(ConnectionEvent::of(
+            connection,
+            kind,
+            chrono::Utc::now(),
+            message,
+        ));
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use aos_connectors::Registry;
 use aos_connectors::http::{HttpClient, HttpPolicy};
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
 use aos_domain::journal::{Journal, NewRun, RunEvent, RunTrigger};
@@ -18,6 +19,7 @@ use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowName};
 use aos_domain::workspace::{Role, WorkspaceName};
 use aos_engine::code::CodeLimits;
+use aos_engine::gate::ConnectionGate;
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 use aos_persistence::SeaStore;
@@ -68,6 +70,8 @@ fn services() -> anyhow::Result<NodeServices> {
         code_limits: CodeLimits::default(),
         // The benchmarked workflows name no connection.
         secrets: None,
+        connectors: Registry::builtin(),
+        gate: ConnectionGate::new(),
     })
 }
 

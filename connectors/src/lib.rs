@@ -8,9 +8,15 @@
 //!
 //! Invariants:
 //! - a connection may only be created for a connector in the registry, with an auth kind
-//!   that connector declares and settings its `check_settings` accepts;
+//!   that connector declares and settings its `check_settings` accepts (plus the generic
+//!   [`MAX_REQUESTS_PER_SECOND`] setting every connection may have, checked here and
+//!   stripped before the connector sees its settings);
+//! - a workflow is stored only if every `connector` step and `trigger.poll` names a
+//!   connector, operation or trigger of the registry ([`Registry::check_definition`],
+//!   which the API runs next to the domain's validator, since the domain cannot see the
+//!   registry);
 //! - every outbound request of a connector goes through [`http::HttpClient`] (or, for
-//!   other protocols, is vetted by [`http::HttpClient::check_host`] first), so the SSRF
+//!   other protocols, is vetted by [`http::HttpClient::vet_host`] first), so the SSRF
 //!   rules hold for connectors as for `http.request` steps;
 //! - a connector's errors and outputs are redacted by the caller with the connection's
 //!   `Redactor`; connectors still never put a credential in a message on purpose.
@@ -18,6 +24,7 @@
 pub mod builtin;
 pub mod call;
 pub mod http;
+pub mod oauth;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,8 +33,10 @@ use std::time::Duration;
 
 use aos_domain::connection::{AuthKind, Connection, ConnectionTestResult, Credentials, Redactor};
 use aos_domain::ports::ConnectionTester;
+use aos_domain::workflow::node_types::NodeKind;
+use aos_domain::workflow::{Definition, Problem};
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::http::HttpClient;
 
@@ -232,9 +241,173 @@ impl Registry {
             ));
         }
         check_settings_size(settings)?;
+        let own_settings = without_generic_settings(settings)?;
         found
-            .check_settings(settings)
+            .check_settings(&own_settings)
             .map_err(|error| format!("settings: {error}"))
+    }
+
+    /// What the registry has to say about a validated definition: every `connector` step
+    /// (loop bodies included) and `trigger.poll` whose connector, operation or trigger it
+    /// does not know, each with the known ones listed.
+    pub fn check_definition(&self, definition: &Definition) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for node in definition.nodes() {
+            let id = node.id().as_str();
+            match node.kind() {
+                NodeKind::Connector(config) => self.check_use(
+                    Use::Operation,
+                    &config.connector,
+                    &config.operation,
+                    |message| problems.push(Problem::node(id, format!("config/{message}"))),
+                ),
+                NodeKind::PollTrigger(config) => {
+                    self.check_use(
+                        Use::Trigger,
+                        &config.connector,
+                        &config.trigger,
+                        |message| {
+                            problems.push(Problem::node(id, format!("config/{message}")));
+                        },
+                    );
+                }
+                NodeKind::Loop(config) => {
+                    for (index, step) in config.steps.iter().enumerate() {
+                        if let NodeKind::Connector(step_config) = &step.kind {
+                            self.check_use(
+                                Use::Operation,
+                                &step_config.connector,
+                                &step_config.operation,
+                                |message| {
+                                    problems.push(Problem::node(
+                                        id,
+                                        format!("config/steps/{index}/config/{message}"),
+                                    ));
+                                },
+                            );
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+
+    /// [`Registry::check_definition`] for a definition as a client sent it, which may
+    /// still break the domain's rules: so the API reports the registry's problems with
+    /// the validator's, in one answer. Nodes too broken to read are the validator's to
+    /// report, and are passed over here.
+    pub fn check_definition_json(&self, raw: &Value) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let nodes = raw.get("nodes").and_then(Value::as_array);
+        for node in nodes.into_iter().flatten() {
+            let Some(id) = node.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            let config = node.get("config").and_then(Value::as_object);
+            match node.get("type").and_then(Value::as_str) {
+                Some("connector") => self.check_raw_use(Use::Operation, config, |message| {
+                    problems.push(Problem::node(id, format!("config/{message}")));
+                }),
+                Some("trigger.poll") => self.check_raw_use(Use::Trigger, config, |message| {
+                    problems.push(Problem::node(id, format!("config/{message}")));
+                }),
+                Some("loop") => {
+                    let steps = config
+                        .and_then(|config| config.get("steps"))
+                        .and_then(Value::as_array);
+                    for (index, step) in steps.into_iter().flatten().enumerate() {
+                        if step.get("type").and_then(Value::as_str) != Some("connector") {
+                            continue;
+                        }
+                        let step_config = step.get("config").and_then(Value::as_object);
+                        self.check_raw_use(Use::Operation, step_config, |message| {
+                            problems.push(Problem::node(
+                                id,
+                                format!("config/steps/{index}/config/{message}"),
+                            ));
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        problems
+    }
+
+    fn check_raw_use(
+        &self,
+        usage: Use,
+        config: Option<&Map<String, Value>>,
+        report: impl FnMut(String),
+    ) {
+        let key_of = |field: &str| {
+            config
+                .and_then(|config| config.get(field))
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|key| !key.is_empty())
+        };
+        if let (Some(connector), Some(key)) = (key_of("connector"), key_of(usage.field())) {
+            self.check_use(usage, connector, key, report);
+        }
+    }
+
+    /// Reports, as `<field>: <message>`, a `connector` or `key` the registry lacks.
+    fn check_use(&self, usage: Use, connector: &str, key: &str, mut report: impl FnMut(String)) {
+        let Some(found) = self.get(connector) else {
+            let known: Vec<&str> = self.connectors.keys().copied().collect();
+            report(format!(
+                "connector: unknown connector `{connector}`; known: {}",
+                known.join(", ")
+            ));
+            return;
+        };
+        let info = found.info();
+        let offered = match usage {
+            Use::Operation => &info.operations,
+            Use::Trigger => &info.triggers,
+        };
+        if offered.iter().any(|offer| offer.key == key) {
+            return;
+        }
+        let listed: Vec<&str> = offered.iter().map(|offer| offer.key).collect();
+        let has = if listed.is_empty() {
+            "it has none".to_owned()
+        } else {
+            format!("it has {}", listed.join(", "))
+        };
+        report(format!(
+            "{}: the `{connector}` connector has no {} `{key}`; {has}",
+            usage.field(),
+            usage.noun()
+        ));
+    }
+}
+
+/// What a node asks of a connector.
+#[derive(Debug, Clone, Copy)]
+enum Use {
+    /// A `connector` step's `operation`.
+    Operation,
+    /// A `trigger.poll`'s `trigger`.
+    Trigger,
+}
+
+impl Use {
+    fn field(self) -> &'static str {
+        match self {
+            Use::Operation => "operation",
+            Use::Trigger => "trigger",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Use::Operation => "operation",
+            Use::Trigger => "polling trigger",
+        }
     }
 }
 
@@ -283,6 +456,42 @@ impl ConnectionTester for ConnectorTester {
 
 /// Settings are a few options, not a place to store data.
 pub const MAX_SETTINGS_BYTES: usize = 16 * 1024;
+
+/// The setting any connection may have, whatever its connector: at most this many
+/// requests per second through the connection, from each process (see the engine's
+/// gate). A number greater than 0 and at most [`MAX_REQUESTS_PER_SECOND_LIMIT`].
+pub const MAX_REQUESTS_PER_SECOND: &str = "maxRequestsPerSecond";
+/// Above this, a limit limits nothing a process could send anyway.
+pub const MAX_REQUESTS_PER_SECOND_LIMIT: f64 = 10_000.0;
+
+/// The [`MAX_REQUESTS_PER_SECOND`] of a connection's settings, if it has a valid one.
+pub fn max_requests_per_second(settings: &Value) -> Option<f64> {
+    settings.get(MAX_REQUESTS_PER_SECOND).and_then(request_rate)
+}
+
+fn request_rate(value: &Value) -> Option<f64> {
+    value
+        .as_f64()
+        .filter(|rate| *rate > 0.0 && *rate <= MAX_REQUESTS_PER_SECOND_LIMIT)
+}
+
+/// `settings` without the generic ones, after checking them: what the connector's own
+/// `check_settings` judges.
+fn without_generic_settings(settings: &Value) -> Result<Value, String> {
+    let mut own = settings.clone();
+    let Some(fields) = own.as_object_mut() else {
+        return Ok(own);
+    };
+    if let Some(rate) = fields.remove(MAX_REQUESTS_PER_SECOND)
+        && !rate.is_null()
+        && request_rate(&rate).is_none()
+    {
+        return Err(format!(
+            "settings: {MAX_REQUESTS_PER_SECOND} must be a number greater than 0 and at most {MAX_REQUESTS_PER_SECOND_LIMIT}"
+        ));
+    }
+    Ok(own)
+}
 
 fn check_settings_size(settings: &Value) -> Result<(), String> {
     if !settings.is_object() {

@@ -7,7 +7,9 @@
 //!   never show it (`Debug` redacts; only the vault serializes it, to seal it);
 //! - a [`Connection`] carries no secret at all, so anything may print or return it;
 //! - every value of a used connection's secrets that shows up in a step's output, error or
-//!   log is replaced by [`REDACTED`] (see [`Redactor`]) before it is stored or streamed.
+//!   log is replaced by [`REDACTED`] (see [`Redactor`]) before it is stored or streamed;
+//! - a client never hands over OAuth2 tokens: [`Credentials::parse`] refuses the `oauth2`
+//!   kind, whose credentials come from the connection's token endpoint (`crate::oauth`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -21,6 +23,7 @@ use zeroize::Zeroize;
 
 use crate::DomainError;
 use crate::ids::{ConnectionId, WorkspaceId};
+use crate::oauth::OAuth2Credentials;
 
 /// What replaces a secret wherever it would otherwise be shown.
 pub const REDACTED: &str = "[REDACTED]";
@@ -89,16 +92,23 @@ pub enum AuthKind {
     Bearer,
     ApiKey,
     Basic,
+    OAuth2,
 }
 
 impl AuthKind {
-    pub const ALL: [AuthKind; 3] = [AuthKind::Bearer, AuthKind::ApiKey, AuthKind::Basic];
+    pub const ALL: [AuthKind; 4] = [
+        AuthKind::Bearer,
+        AuthKind::ApiKey,
+        AuthKind::Basic,
+        AuthKind::OAuth2,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             AuthKind::Bearer => "bearer",
             AuthKind::ApiKey => "apiKey",
             AuthKind::Basic => "basic",
+            AuthKind::OAuth2 => "oauth2",
         }
     }
 
@@ -115,8 +125,8 @@ pub enum KeyPlacement {
     Query,
 }
 
-/// A connection's secrets, in the shapes the contract documents. Serialized only to be
-/// sealed by the vault.
+/// A connection's secrets, in the shapes the contract documents, or an OAuth2 connection's
+/// client registration and tokens. Serialized only to be sealed by the vault.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Credentials {
@@ -133,6 +143,8 @@ pub enum Credentials {
         username: String,
         password: String,
     },
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2Credentials),
 }
 
 impl Credentials {
@@ -144,6 +156,13 @@ impl Credentials {
         if !raw.is_object() {
             return Err(DomainError::invalid(
                 "credentials must be an object with a `kind`",
+            ));
+        }
+        if crate::oauth::ClientCredentialsRequest::is_oauth2(raw) {
+            return Err(DomainError::invalid(
+                "credentials: OAuth2 connections get their tokens from the authorization server: \
+                 start the authorization-code flow with startOAuth2Connection, or create a \
+                 client-credentials connection with {\"kind\": \"oauth2\", \"grant\": \"clientCredentials\", ...}",
             ));
         }
         let credentials = Credentials::deserialize(raw).map_err(|error| {
@@ -160,6 +179,15 @@ impl Credentials {
             Credentials::Bearer { .. } => AuthKind::Bearer,
             Credentials::ApiKey { .. } => AuthKind::ApiKey,
             Credentials::Basic { .. } => AuthKind::Basic,
+            Credentials::OAuth2(_) => AuthKind::OAuth2,
+        }
+    }
+
+    /// The OAuth2 part, for the code that refreshes tokens.
+    pub fn oauth2(&self) -> Option<&OAuth2Credentials> {
+        match self {
+            Credentials::OAuth2(oauth2) => Some(oauth2),
+            _ => None,
         }
     }
 
@@ -186,6 +214,8 @@ impl Credentials {
                 }
                 vec![("username", username, true), ("password", password, false)]
             }
+            // Never parsed from a client (see `parse`); checked where it is built.
+            Credentials::OAuth2(_) => Vec::new(),
         };
         for (field, value, required) in fields {
             if required && value.is_empty() {
@@ -222,6 +252,24 @@ impl Credentials {
                 password.clone(),
                 STANDARD.encode(format!("{username}:{password}")),
             ],
+            // The access token travels as a Bearer token; the refresh token and the client
+            // secret only to the token endpoint, the secret also in HTTP Basic form there.
+            Credentials::OAuth2(oauth2) => {
+                let mut forms: Vec<String> =
+                    oauth2.secrets().into_iter().map(str::to_owned).collect();
+                if !oauth2.client_secret.is_empty() {
+                    let encode = |text: &str| -> String {
+                        url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+                    };
+                    forms.push(encode(&oauth2.client_secret));
+                    forms.push(STANDARD.encode(format!(
+                        "{}:{}",
+                        encode(&oauth2.client_id),
+                        encode(&oauth2.client_secret)
+                    )));
+                }
+                forms
+            }
         };
         forms.retain(|form| !form.is_empty());
         forms.sort();
@@ -246,6 +294,8 @@ impl Drop for Credentials {
             Credentials::Bearer { token } => vec![token],
             Credentials::ApiKey { value, .. } => vec![value],
             Credentials::Basic { password, .. } => vec![password],
+            // Wipes its own secrets when dropped.
+            Credentials::OAuth2(_) => Vec::new(),
         };
         // Best effort: copies made earlier (by serde, by the HTTP client) are not ours.
         for secret in secrets {
@@ -254,7 +304,7 @@ impl Drop for Credentials {
     }
 }
 
-fn describe_serde_error(error: &serde_json::Error) -> String {
+pub(crate) fn describe_serde_error(error: &serde_json::Error) -> String {
     let message = error.to_string();
     // Messages about unknown or missing fields and variants name only keys: keep them.
     let safe = ["unknown field", "missing field", "unknown variant"];
@@ -306,8 +356,12 @@ pub struct NewConnection {
 pub struct ConnectionChange {
     pub name: Option<ConnectionName>,
     pub settings: Option<Value>,
-    /// New credentials, sealed for the connection, with their kind.
+    /// New credentials, sealed for the connection, with their kind. They make the
+    /// connection `VALID` again (an OAuth2 connection re-authorized).
     pub credentials: Option<(AuthKind, Vec<u8>)>,
+    /// With `credentials`: when their OAuth2 access token expires (not a secret; the
+    /// background refresher looks for it). Ignored without `credentials`.
+    pub token_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A connection with its sealed credentials, for the code that opens them to use them.
@@ -323,6 +377,76 @@ pub struct StoredDataKey {
     pub id: uuid::Uuid,
     pub master_key_id: String,
     pub wrapped: Vec<u8>,
+}
+
+/// What happened to a connection, for `connectionEvents` subscribers. Carries no secret:
+/// `message` is written for the user and names the connection at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionEvent {
+    pub workspace_id: WorkspaceId,
+    pub connection_id: ConnectionId,
+    pub kind: ConnectionEventKind,
+    /// The connection's status after the change; for a deletion, its last status.
+    pub status: ConnectionStatus,
+    pub at: DateTime<Utc>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionEventKind {
+    Created,
+    Updated,
+    Deleted,
+    /// Its OAuth2 access token was renewed.
+    Refreshed,
+    /// Its OAuth2 grant cannot be refreshed any more: the user must authorize it again.
+    NeedsReauth,
+    Revoked,
+}
+
+impl ConnectionEventKind {
+    pub const ALL: [ConnectionEventKind; 6] = [
+        ConnectionEventKind::Created,
+        ConnectionEventKind::Updated,
+        ConnectionEventKind::Deleted,
+        ConnectionEventKind::Refreshed,
+        ConnectionEventKind::NeedsReauth,
+        ConnectionEventKind::Revoked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionEventKind::Created => "CONNECTION_CREATED",
+            ConnectionEventKind::Updated => "CONNECTION_UPDATED",
+            ConnectionEventKind::Deleted => "CONNECTION_DELETED",
+            ConnectionEventKind::Refreshed => "CONNECTION_REFRESHED",
+            ConnectionEventKind::NeedsReauth => "CONNECTION_NEEDS_REAUTH",
+            ConnectionEventKind::Revoked => "CONNECTION_REVOKED",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+}
+
+impl ConnectionEvent {
+    /// An event about `connection` as it stands after the change made `at`.
+    pub fn of(
+        connection: &Connection,
+        kind: ConnectionEventKind,
+        at: DateTime<Utc>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            workspace_id: connection.workspace_id,
+            connection_id: connection.id,
+            kind,
+            status: connection.status,
+            at,
+            message: message.into(),
+        }
+    }
 }
 
 /// The outcome of `testConnection`.

@@ -77,14 +77,17 @@ pub enum RunTrigger {
     Manual,
     Webhook,
     Schedule,
+    /// A `trigger.poll` found a new item.
+    Poll,
     Retry,
 }
 
 impl RunTrigger {
-    pub const ALL: [RunTrigger; 4] = [
+    pub const ALL: [RunTrigger; 5] = [
         RunTrigger::Manual,
         RunTrigger::Webhook,
         RunTrigger::Schedule,
+        RunTrigger::Poll,
         RunTrigger::Retry,
     ];
 
@@ -93,6 +96,7 @@ impl RunTrigger {
             RunTrigger::Manual => "MANUAL",
             RunTrigger::Webhook => "WEBHOOK",
             RunTrigger::Schedule => "SCHEDULE",
+            RunTrigger::Poll => "POLL",
             RunTrigger::Retry => "RETRY",
         }
     }

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::access::WorkspaceScope;
 use crate::api_token::{ApiToken, ApiTokenName, Scopes};
 use crate::connection::{
-    Connection, ConnectionChange, ConnectionTestResult, Credentials, NewConnection,
-    SealedConnection, StoredDataKey,
+    Connection, ConnectionChange, ConnectionEvent, ConnectionTestResult, Credentials,
+    NewConnection, SealedConnection, StoredDataKey,
 };
 use crate::error::{DomainError, DomainResult};
 use crate::ids::{
@@ -494,6 +494,26 @@ pub trait ConnectionSecrets: Send + Sync {
     ) -> Result<(Connection, Credentials), String> {
         Err("the service refused the connection's credentials".to_owned())
     }
+
+    /// Like [`ConnectionSecrets::renew_after_refusal`], knowing which credentials were
+    /// refused: when they were renewed since (by another step, another process), the
+    /// renewed ones come back without another renewal. Prefer this where the refused
+    /// credentials are at hand.
+    async fn renew_refused(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ConnectionId,
+        _refused: &Credentials,
+    ) -> Result<(Connection, Credentials), String> {
+        self.renew_after_refusal(workspace_id, id).await
+    }
+}
+
+/// Where connection changes go for `connectionEvents` subscribers (in process, or across
+/// nodes through Redis). Delivery is best effort: a subscriber that missed one reads the
+/// connection's current state back.
+pub trait ConnectionEventSink: Send + Sync {
+    fn publish(&self, event: ConnectionEvent);
 }
 
 /// Checks that a connection's credentials work, by a request its connector chooses.

@@ -6,7 +6,7 @@
 //! ([`LoopProgress`]), and the worker journals them with the loop's RUNNING step, at most
 //! every [`ITEM_JOURNAL_INTERVAL`]. A worker that resumes the loop after a crash reuses
 //! the journaled iterations and runs only the others; those that finished after the last
-//! write run again, and each body `http.request` carries the per-item key
+//! write run again, and each body `http.request` or `connector` step carries the per-item key
 //! `{runId}:{loopNodeId}:{index}:{bodyStepId}` so receivers can tell repeats apart. A
 //! retry of the loop node (a new attempt after it failed) runs every iteration again.
 //!

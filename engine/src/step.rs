@@ -13,10 +13,16 @@
 //! taken, as its `mode` says; `loop` runs its body once per item (see [`crate::loop_node`]).
 //!
 //! Connections: an `http.request` naming a `connectionId` is signed with that connection's
-//! credentials, opened for the run's workspace only (through [`ConnectionSecrets`], so a
-//! run cannot reach another workspace's connection) and only for the one attempt. Every
-//! form of those secrets is replaced by `[REDACTED]` in the step's output and error before
-//! they leave this module, so neither the journal, the events nor the logs ever hold one.
+//! credentials, and a `connector` step hands them to its connector (see
+//! [`crate::connector_node`]); either way they are opened for the run's workspace only
+//! (through [`ConnectionSecrets`], so a run cannot reach another workspace's connection)
+//! and only for the one attempt, and every request passes the connection's gate
+//! ([`crate::gate`]). An `http.request` the service answers 401 is sent once more with
+//! renewed credentials (an OAuth2 refresh) when they can be renewed. Every form of those
+//! secrets (the renewed ones too) is replaced by `[REDACTED]` in the step's output and
+//! error before they leave this module, so neither the journal, the events nor the logs
+//! ever hold one. A trigger node (`trigger.poll` included) outputs what started the run:
+//! for a poll, the new item.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -37,7 +43,12 @@ use aos_domain::workflow::node_types::{
 };
 
 use crate::code::{CodeInput, CodeLimits, run_code};
+use crate::connector_call::{Patience, open_connection, shown_wait};
+use crate::connector_node;
+use crate::gate::ConnectionGate;
 use crate::loop_node::{self, LoopProgress};
+use aos_connectors::Registry;
+use aos_connectors::call::retry_after;
 use aos_connectors::http::{HttpClient, OutgoingRequest};
 
 /// What an attempt needs to know about where it runs.
@@ -65,9 +76,14 @@ pub struct Attempt<'a> {
 pub struct NodeServices {
     pub http: HttpClient,
     pub code_limits: CodeLimits,
-    /// Opens the connections `http.request` steps sign with. `None` in a process without
-    /// the vault: a step that names a connection then fails, and one that names none runs.
+    /// Opens the connections `http.request` and `connector` steps use. `None` in a
+    /// process without the vault: a step that names a connection then fails, and one
+    /// that names none runs.
     pub secrets: Option<Arc<dyn ConnectionSecrets>>,
+    /// The connectors `connector` steps and polls call.
+    pub connectors: Registry,
+    /// This process's per-connection rate limits, shared by all its steps and polls.
+    pub gate: ConnectionGate,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +102,10 @@ impl From<StepOutcome> for AttemptResult {
 pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices) -> AttemptResult {
     let scope = Scope::workflow(attempt.scope);
     match node.kind() {
-        NodeKind::ManualTrigger(_) | NodeKind::WebhookTrigger(_) | NodeKind::ScheduleTrigger(_) => {
+        NodeKind::ManualTrigger(_)
+        | NodeKind::WebhookTrigger(_)
+        | NodeKind::ScheduleTrigger(_)
+        | NodeKind::PollTrigger(_) => {
             StepOutcome::Succeeded(attempt.scope["trigger"].clone()).into()
         }
         NodeKind::Set(config) => finish(render_fields(&config.fields, scope)),
@@ -104,6 +123,16 @@ pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices)
         NodeKind::Delay(config) => delay(config, &attempt),
         NodeKind::HttpRequest(config) => finish(
             http_request(
+                config,
+                scope,
+                attempt.workspace_id,
+                attempt.idempotency_key,
+                services,
+            )
+            .await,
+        ),
+        NodeKind::Connector(config) => finish(
+            connector_node::execute(
                 config,
                 scope,
                 attempt.workspace_id,
@@ -132,6 +161,9 @@ pub(crate) async fn execute_body_step(
         NodeKind::Fail(config) => Ok(fail(config, scope)),
         NodeKind::HttpRequest(config) => {
             http_request(config, scope, workspace_id, idempotency_key, services).await
+        }
+        NodeKind::Connector(config) => {
+            connector_node::execute(config, scope, workspace_id, idempotency_key, services).await
         }
         NodeKind::Code(config) => code(config, scope, services).await,
         // The validator keeps every other type out of loop bodies.
@@ -244,7 +276,7 @@ fn render_fields(fields: &Map<String, Value>, scope: Scope<'_>) -> Result<StepOu
         .map_err(|error| error.message)
 }
 
-fn render_text(template: &str, scope: Scope<'_>) -> Result<String, String> {
+pub(crate) fn render_text(template: &str, scope: Scope<'_>) -> Result<String, String> {
     match scope.render(&Value::String(template.to_owned())) {
         Ok(Value::String(text)) => Ok(text),
         Ok(other) => Ok(other.to_string()),
@@ -356,64 +388,112 @@ async fn http_request(
         .timeout_ms
         .map(|ms| Duration::from_millis(ms.min(HttpRequestConfig::MAX_TIMEOUT_MS)));
     let Some(connection_id) = &config.connection_id else {
-        return send(request, services).await;
+        return send(request, services, None).await;
     };
     // Opened last, once everything else rendered: a template error never opens them.
-    let credentials = open_connection(connection_id, scope, workspace_id, services).await?;
-    request.sign(&credentials);
-    let redactor = Redactor::for_credentials(&credentials);
-    drop(credentials);
-    let result = send(request, services).await;
+    let id = connection_id_of(connection_id, scope)?;
+    let mut opened = open_connection(services, workspace_id, id).await?;
+    if let Err(wait) = services
+        .gate
+        .enter(&opened.connection, Patience::STEP.max_wait)
+        .await
+    {
+        return Err(format!(
+            "the service asked to wait {} before the next request of connection `{}`, longer than a step waits ({})",
+            shown_wait(wait),
+            opened.connection.name.as_str(),
+            shown_wait(Patience::STEP.max_wait)
+        ));
+    }
+    request.sign(&opened.credentials);
+    let mut result = send(request.clone(), services, Some(id)).await;
+    if result
+        .as_ref()
+        .is_err_and(|message| *message == http_failure(401))
+    {
+        // The token may have expired or been revoked since it was opened: renewed (an
+        // OAuth2 refresh, one process at a time), the request is sent once more.
+        result = match renew_refused(services, workspace_id, id, &opened.credentials).await {
+            Ok(credentials) => {
+                opened.redactor.add(&credentials);
+                request.sign(&credentials);
+                send(request, services, Some(id)).await
+            }
+            Err(message) => Err(format!("{}: {message}", http_failure(401))),
+        };
+    }
+    let redactor = opened.redactor;
+    drop(opened.credentials);
     redact(result, &redactor)
 }
 
-/// Sends the request; a status of 400 or more fails the step.
-async fn send(request: OutgoingRequest, services: &NodeServices) -> Result<StepOutcome, String> {
+/// New credentials for connection `id` after the service refused `refused`.
+async fn renew_refused(
+    services: &NodeServices,
+    workspace_id: WorkspaceId,
+    id: ConnectionId,
+    refused: &Credentials,
+) -> Result<Credentials, String> {
+    let Some(secrets) = &services.secrets else {
+        return Err("the service refused the connection's credentials".to_owned());
+    };
+    let (connection, credentials) = secrets.renew_refused(workspace_id, id, refused).await?;
+    // As when opening: never sign with another tenant's secrets.
+    if connection.workspace_id != workspace_id || connection.id != id {
+        tracing::error!(connection.id = %id, "the connection port renewed another connection");
+        return Err(format!("connection `{id}` not found"));
+    }
+    Ok(credentials)
+}
+
+/// How `send` reports a status of 400 or more.
+fn http_failure(status: u16) -> String {
+    format!("the server answered HTTP {status}")
+}
+
+/// Sends the request; a status of 400 or more fails the step. A 429 with a `Retry-After`
+/// closes the connection it was signed with, if any, for as long as the server asked.
+async fn send(
+    request: OutgoingRequest,
+    services: &NodeServices,
+    connection: Option<ConnectionId>,
+) -> Result<StepOutcome, String> {
     let response = services
         .http
         .send(request)
         .await
         .map_err(|error| error.to_string())?;
     let status = response.status;
+    if status == 429
+        && let Some(connection) = connection
+        && let Some(wait) = retry_after(&response.headers, Utc::now())
+    {
+        services.gate.close_for(connection, wait);
+    }
     if status >= 400 {
-        return Err(format!("the server answered HTTP {status}"));
+        return Err(http_failure(status));
     }
     Ok(StepOutcome::Succeeded(response.into_output()))
 }
 
-/// The credentials of the connection `template` names, for a step of a run of
-/// `workspace_id`. Errors are safe to show: they name the connection, never a secret.
-async fn open_connection(
-    template: &str,
-    scope: Scope<'_>,
-    workspace_id: WorkspaceId,
-    services: &NodeServices,
-) -> Result<Credentials, String> {
+/// The id of the connection `template` names. An id that cannot exist is not found, like
+/// the id of another workspace's connection.
+pub(crate) fn connection_id_of(template: &str, scope: Scope<'_>) -> Result<ConnectionId, String> {
     let rendered =
         render_text(template, scope).map_err(|error| format!("connectionId: {error}"))?;
     let rendered = rendered.trim();
-    let not_found = || format!("connection `{rendered}` not found");
-    // Like an id of another workspace's connection, one that cannot exist is not found.
-    let id: ConnectionId = rendered.parse().map_err(|_| not_found())?;
-    let Some(secrets) = &services.secrets else {
-        return Err(format!(
-            "connection `{rendered}` cannot be used: connections are not available in this process"
-        ));
-    };
-    let (connection, credentials) = secrets.open_connection(workspace_id, id).await?;
-    // The port is asked for this workspace's connection only; checked again here because
-    // signing a request with another tenant's secrets is the one mistake to never make.
-    if connection.workspace_id != workspace_id || connection.id != id {
-        tracing::error!(connection.id = %id, "the connection port answered with another connection");
-        return Err(not_found());
-    }
-    Ok(credentials)
+    rendered
+        .parse()
+        .map_err(|_| format!("connection `{rendered}` not found"))
 }
 
 /// Replaces every secret form of the connection's credentials in the step's output
 /// (status, headers, body) or error: a server may echo them, and an error may quote the
 /// request.
-fn redact(result: Result<StepOutcome, String>, redactor: &Redactor) -> Result<StepOutcome, String> {
+pub(crate) fn redact(
+    result: Result<StepOutcome, String>,
+    redactor: &Redactor,
+) -> Result<StepOutcome, String> {
     match result {
         Ok(StepOutcome::Succeeded(mut output)) => {
             redactor.redact_value(&mut output);

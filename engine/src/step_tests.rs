@@ -16,7 +16,9 @@ use aos_domain::workflow::{Definition, validate_definition};
 
 use super::{Attempt, AttemptResult, NodeServices, execute, is_truthy, redact};
 use crate::code::CodeLimits;
+use crate::gate::ConnectionGate;
 use crate::loop_node::LoopProgress;
+use aos_connectors::Registry;
 use aos_connectors::http::{HttpClient, HttpPolicy};
 
 /// A definition whose trigger leads to the single node under test, `n`.
@@ -37,6 +39,8 @@ fn services(allow_private: bool) -> NodeServices {
         http: HttpClient::new(policy).expect("http client"),
         code_limits: CodeLimits::default(),
         secrets: None,
+        connectors: Registry::builtin(),
+        gate: ConnectionGate::new(),
     }
 }
 

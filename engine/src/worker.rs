@@ -8,7 +8,7 @@
 //! step starts. Pure steps (`set`, `if`, `code`, ...) are journaled with the next write
 //! the run needs anyway (a side effect, a wait, its end), or once they have waited
 //! [`BUFFER_FOR`]: nobody has seen them before that write, and a worker that resumes the
-//! run computes them again from the same journaled inputs. A side-effecting step (`http.request`, or a `loop` whose body has one) is
+//! run computes them again from the same journaled inputs. A side-effecting step (`http.request`, `connector`, or a `loop` whose body has one) is
 //! journaled as RUNNING before it executes, and a step found RUNNING on resume is executed again with the same
 //! idempotency key: at-least-once execution that a receiver honouring `Idempotency-Key`
 //! turns into effectively-once. Waits hold no worker: the run is put back in the queue
@@ -43,7 +43,7 @@ use aos_domain::run::{
     StepStatus, UnitFraction, next_attempt,
 };
 use aos_domain::workflow::definition::Node;
-use aos_domain::workflow::node_types::{NodeKind, NodeType};
+use aos_domain::workflow::node_types::NodeKind;
 use aos_domain::workflow::{Definition, DefinitionCache};
 
 use crate::loop_node::{DueItems, FinishedItems, LoopProgress, done_items, next_due};
@@ -554,8 +554,8 @@ fn has_side_effects(node: &Node) -> bool {
         NodeKind::Loop(config) => config
             .steps
             .iter()
-            .any(|step| step.kind.node_type() == NodeType::HttpRequest),
-        kind => kind.node_type() == NodeType::HttpRequest,
+            .any(|step| step.kind.node_type().has_side_effects()),
+        kind => kind.node_type().has_side_effects(),
     }
 }
 

@@ -13,17 +13,18 @@ use aos_domain::connection::{
 };
 use aos_domain::ids::{ApiTokenId, ConnectionId, UserId, WorkflowId, WorkspaceId};
 use aos_domain::journal::{NewRunEvent, Run, RunEvent, RunEventKind, RunTrigger, StepRecord};
+use aos_domain::oauth::PendingAuthorization;
 use aos_domain::ports::StoredSigningKey;
 use aos_domain::run::{RunId, RunStatus, StepStatus};
 use aos_domain::user::{Email, User, UserCredentials, UserName};
 use aos_domain::workflow::{Workflow, WorkflowDescription, WorkflowName, WorkflowVersion};
 use aos_domain::workspace::{Role, Workspace, WorkspaceName};
-use sea_orm::FromQueryResult;
+use sea_orm::{FromQueryResult, JsonValue};
 use uuid::Uuid;
 
 use crate::entities::{
-    api_tokens, connections, data_keys, run_events, run_steps, runs, signing_keys, users,
-    workflow_versions, workflows, workspaces,
+    api_tokens, connections, data_keys, oauth_authorizations, run_events, run_steps, runs,
+    signing_keys, users, workflow_versions, workflows, workspaces,
 };
 use crate::error::{CorruptData, corrupt};
 use crate::timestamps;
@@ -140,6 +141,82 @@ pub(crate) fn sealed_connection(
     Ok(SealedConnection {
         connection: connection(row)?,
         sealed_credentials,
+    })
+}
+
+/// A pending OAuth2 authorization as stored; its sealed secrets are passed on untouched.
+pub(crate) fn pending_authorization(
+    row: oauth_authorizations::Model,
+) -> Result<PendingAuthorization, DomainError> {
+    let scopes = row
+        .scopes
+        .as_array()
+        .and_then(|scopes| {
+            scopes
+                .iter()
+                .map(|scope| scope.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+        })
+        .ok_or_else(|| {
+            DomainError::internal(CorruptData::Value {
+                what: "OAuth2 authorization scopes",
+                detail: "not an array of strings".to_owned(),
+            })
+        })?;
+    Ok(PendingAuthorization {
+        id: row.id,
+        state_hash: row.state_hash,
+        workspace_id: WorkspaceId::from_uuid(row.workspace_id),
+        user_id: UserId::from_uuid(row.user_id),
+        connection_id: ConnectionId::from_uuid(row.connection_id),
+        reauthorize: row.reauthorize,
+        connector: row.connector,
+        name: ConnectionName::parse(&row.name).map_err(corrupt("connection name"))?,
+        settings: row.settings,
+        client_id: row.client_id,
+        authorization_url: row.authorization_url,
+        token_url: row.token_url,
+        revocation_url: row.revocation_url,
+        scopes,
+        redirect_uri: row.redirect_uri,
+        sealed_secrets: row.sealed_secrets,
+        created_at: row.created_at,
+        expires_at: chrono::DateTime::from_timestamp_millis(row.expires_at_ms)
+            .ok_or_else(|| corrupt_timestamp("OAuth2 authorization expiry", row.expires_at_ms))?,
+    })
+}
+
+/// The row of a pending authorization of `workspace_id`.
+pub(crate) fn pending_authorization_row(
+    workspace_id: Uuid,
+    pending: PendingAuthorization,
+) -> oauth_authorizations::Model {
+    oauth_authorizations::Model {
+        state_hash: pending.state_hash,
+        id: pending.id,
+        workspace_id,
+        user_id: pending.user_id.as_uuid(),
+        connection_id: pending.connection_id.as_uuid(),
+        reauthorize: pending.reauthorize,
+        connector: pending.connector,
+        name: pending.name.as_str().to_owned(),
+        settings: pending.settings,
+        client_id: pending.client_id,
+        authorization_url: pending.authorization_url,
+        token_url: pending.token_url,
+        revocation_url: pending.revocation_url,
+        scopes: JsonValue::Array(pending.scopes.into_iter().map(JsonValue::String).collect()),
+        redirect_uri: pending.redirect_uri,
+        sealed_secrets: pending.sealed_secrets,
+        created_at: timestamps::stored(pending.created_at),
+        expires_at_ms: pending.expires_at.timestamp_millis(),
+    }
+}
+
+fn corrupt_timestamp(what: &'static str, ms: i64) -> DomainError {
+    DomainError::internal(CorruptData::Value {
+        what,
+        detail: format!("{ms} ms is out of range"),
     })
 }
 

@@ -714,7 +714,10 @@ async fn bad_credentials_and_settings_are_refused_with_a_reason_that_never_echoe
         .as_array()
         .and_then(|types| types.iter().find(|t| t["key"] == "http").cloned())
         .unwrap_or_default();
-    assert_eq!(http["authKinds"], json!(["bearer", "apiKey", "basic"]));
+    assert_eq!(
+        http["authKinds"],
+        json!(["bearer", "apiKey", "basic", "oauth2"])
+    );
     assert_eq!(http["operations"], json!(["request"]));
     assert_eq!(http["operationSchemas"][0]["parameters"]["type"], "object");
 }

@@ -8,7 +8,10 @@
 //!   created, so caching them needs no invalidation (a rotation re-wraps, never replaces);
 //! - a master key id this process does not know makes it re-read its key source once
 //!   (a `keys rotate` in another process may have just added the key), so a rotation
-//!   runs while every node keeps serving.
+//!   runs while every node keeps serving;
+//! - what is sealed is bound to its workspace and to the one thing it belongs to: a
+//!   connection's credentials to the connection, the secrets of a pending OAuth2
+//!   authorization to that authorization, so neither opens as the other.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use aos_domain::connection::{Connection, ConnectionStatus, Credentials, StoredDataKey};
 use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::{ConnectionId, WorkspaceId};
+use aos_domain::oauth::PendingSecrets;
 use aos_domain::ports::{ConnectionSecrets, CredentialStore, DataKeyStore};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
@@ -150,6 +154,39 @@ impl CredentialVault {
         })
     }
 
+    /// The secrets of pending OAuth2 authorization `authorization_id` of `workspace_id`,
+    /// sealed while the user is away at the authorization server.
+    pub async fn seal_pending(
+        &self,
+        workspace_id: WorkspaceId,
+        authorization_id: uuid::Uuid,
+        secrets: &PendingSecrets,
+    ) -> DomainResult<Vec<u8>> {
+        let data_key = self.data_key(workspace_id).await?;
+        let plaintext = Zeroizing::new(serde_json::to_vec(secrets).map_err(|error| {
+            DomainError::internal(format!("serializing OAuth2 secrets: {error}"))
+        })?);
+        data_key
+            .seal(&plaintext, workspace_id.as_uuid(), authorization_id)
+            .map_err(vault_error)
+    }
+
+    /// Opens what [`CredentialVault::seal_pending`] sealed for the same authorization.
+    pub async fn open_pending(
+        &self,
+        workspace_id: WorkspaceId,
+        authorization_id: uuid::Uuid,
+        sealed: &[u8],
+    ) -> DomainResult<PendingSecrets> {
+        let data_key = self.data_key(workspace_id).await?;
+        let plaintext = data_key
+            .open(sealed, workspace_id.as_uuid(), authorization_id)
+            .map_err(vault_error)?;
+        serde_json::from_slice(&plaintext).map_err(|_| {
+            DomainError::internal("sealed OAuth2 secrets opened but are not of a known shape")
+        })
+    }
+
     /// Re-wraps every data key not wrapped by the current master key, `batch` at a time,
     /// while other processes go on using them. A data key another process re-wrapped in
     /// the meantime is skipped.
@@ -243,11 +280,13 @@ impl ConnectionSecrets for CredentialVault {
             ConnectionStatus::Valid | ConnectionStatus::Refreshing => {}
             ConnectionStatus::NeedsReauth => {
                 return Err(format!(
-                    "connection `{name}` needs to be authorized again before it can be used"
+                    "connection `{name}` needs to be authorized again before it can be used: reconnect it"
                 ));
             }
             ConnectionStatus::Revoked => {
-                return Err(format!("connection `{name}` was revoked"));
+                return Err(format!(
+                    "connection `{name}` was revoked: reconnect it to use it again"
+                ));
             }
         }
         match self

@@ -40,7 +40,7 @@ impl ConnectionObject {
         &self.0.connector
     }
 
-    /// The `kind` of its credentials: `bearer`, `apiKey` or `basic`.
+    /// The `kind` of its credentials: `bearer`, `apiKey`, `basic` or `oauth2`.
     async fn auth_kind(&self) -> &str {
         self.0.auth_kind.as_str()
     }
@@ -114,6 +114,17 @@ impl ConnectorTypeObject {
         self.0
             .info()
             .operations
+            .iter()
+            .map(ConnectorOperation)
+            .collect()
+    }
+
+    /// The polling triggers (`trigger.poll` nodes), with the JSON Schemas of their
+    /// parameters and of one item, which becomes a run's trigger output.
+    async fn triggers(&self) -> Vec<ConnectorOperation<'_>> {
+        self.0
+            .info()
+            .triggers
             .iter()
             .map(ConnectorOperation)
             .collect()

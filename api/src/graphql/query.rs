@@ -6,7 +6,7 @@ use aos_domain::access::{Action, Principal};
 use aos_domain::ids::WorkflowId;
 use aos_domain::ports::ObjectRef;
 use aos_domain::run::RunId;
-use aos_domain::workflow::validate_definition;
+use aos_domain::workflow::{Problem, validate_definition};
 
 use super::connection_types::{ConnectionObject, ConnectorTypeObject};
 use super::mutation::connections::connection_scope;
@@ -15,6 +15,7 @@ use super::types::{UserObject, Viewer, WorkflowObject, WorkflowProblem, Workspac
 use super::{app, request, workspace_scope};
 use crate::authz::{parse_id, scope_for, scope_with_role};
 use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Query;
@@ -117,6 +118,14 @@ impl Query {
             .collect())
     }
 
+    /// The redirect URI to register with an OAuth2 authorization server for
+    /// `startOAuth2Connection`: this server's `/oauth/callback`.
+    #[graphql(name = "oauth2RedirectUrl")]
+    async fn oauth2_redirect_url(&self, ctx: &Context<'_>) -> ApiResult<String> {
+        request(ctx)?.caller.principal()?;
+        Ok(crate::oauth::redirect_uri(&app(ctx)?.config.public_url))
+    }
+
     /// Every problem of a definition, without saving it: the editor's live check.
     async fn validate_workflow_definition(
         &self,
@@ -124,9 +133,20 @@ impl Query {
         definition: Json<serde_json::Value>,
     ) -> ApiResult<Vec<WorkflowProblem>> {
         request(ctx)?.caller.principal()?;
-        Ok(match validate_definition(&definition.0) {
-            Ok(_) => Vec::new(),
-            Err(problems) => problems.into_iter().map(WorkflowProblem::from).collect(),
-        })
+        Ok(definition_problems(app(ctx)?, &definition.0)
+            .into_iter()
+            .map(WorkflowProblem::from)
+            .collect())
     }
+}
+
+/// Every problem of `definition`: the validator's, then the connector registry's (unknown
+/// connectors, operations and polling triggers), so a client sees them all in one answer.
+pub(crate) fn definition_problems(
+    state: &AppState,
+    definition: &serde_json::Value,
+) -> Vec<Problem> {
+    let mut problems = validate_definition(definition).err().unwrap_or_default();
+    problems.extend(state.connectors.check_definition_json(definition));
+    problems
 }

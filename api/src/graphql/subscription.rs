@@ -9,11 +9,13 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use aos_domain::access::{Action, Principal, WorkspaceScope};
+use aos_domain::connection::{ConnectionEvent, ConnectionEventKind as DomainConnectionEventKind};
 use aos_domain::ids::WorkspaceId;
 
 use aos_domain::ports::ObjectRef;
 use aos_domain::run::RunId;
 
+use super::connection_types::{ConnectionObject, ConnectionStatus};
 use super::run_streams;
 use super::run_types::{RunEventObject, RunObject};
 use super::types::WorkflowObject;
@@ -58,6 +60,75 @@ impl WorkflowEventObject {
             workflow,
             scope: self.scope.clone(),
         })
+    }
+}
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ConnectionEventKind {
+    ConnectionCreated,
+    ConnectionUpdated,
+    ConnectionDeleted,
+    /// Its OAuth2 access token was renewed.
+    ConnectionRefreshed,
+    /// Its OAuth2 grant can no longer be renewed: authorize it again.
+    ConnectionNeedsReauth,
+    ConnectionRevoked,
+}
+
+impl From<DomainConnectionEventKind> for ConnectionEventKind {
+    fn from(kind: DomainConnectionEventKind) -> Self {
+        match kind {
+            DomainConnectionEventKind::Created => Self::ConnectionCreated,
+            DomainConnectionEventKind::Updated => Self::ConnectionUpdated,
+            DomainConnectionEventKind::Deleted => Self::ConnectionDeleted,
+            DomainConnectionEventKind::Refreshed => Self::ConnectionRefreshed,
+            DomainConnectionEventKind::NeedsReauth => Self::ConnectionNeedsReauth,
+            DomainConnectionEventKind::Revoked => Self::ConnectionRevoked,
+        }
+    }
+}
+
+pub struct ConnectionEventObject {
+    event: ConnectionEvent,
+    scope: WorkspaceScope,
+}
+
+/// A change to one of the workspace's connections. Never carries a secret.
+#[Object(name = "ConnectionEvent")]
+impl ConnectionEventObject {
+    async fn connection_id(&self) -> ID {
+        ID(self.event.connection_id.to_string())
+    }
+
+    async fn workspace_id(&self) -> ID {
+        ID(self.event.workspace_id.to_string())
+    }
+
+    async fn kind(&self) -> ConnectionEventKind {
+        self.event.kind.into()
+    }
+
+    /// The connection's status after the change.
+    async fn status(&self) -> ConnectionStatus {
+        self.event.status.into()
+    }
+
+    async fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.event.at
+    }
+
+    /// What happened, for a person (e.g. why it needs to be authorized again).
+    async fn message(&self) -> &str {
+        &self.event.message
+    }
+
+    /// The connection as it is now; null once deleted.
+    async fn connection(&self, ctx: &Context<'_>) -> ApiResult<Option<ConnectionObject>> {
+        let connection = app(ctx)?
+            .store
+            .connection(&self.scope, self.event.connection_id)
+            .await?;
+        Ok(connection.map(ConnectionObject))
     }
 }
 
@@ -128,17 +199,52 @@ impl Subscription {
                     Ok(WorkflowEventObject { event, scope })
                 }
             });
-        // The first error is delivered and ends the subscription: a subscriber who lost
-        // access or missed events has to resubscribe, not keep a stream of refusals open.
-        // Ends right after yielding it, without waiting for another event to arrive.
-        let stream = futures::stream::unfold(Some(Box::pin(stream)), |events| async move {
-            let mut events = events?;
-            let item = events.next().await?;
-            let more = item.is_ok().then_some(events);
-            Some((item, more))
-        });
-        Ok(stream)
+        Ok(until_first_error(stream))
     }
+
+    /// Live changes to the workspace's connections: created, changed, deleted, revoked,
+    /// and OAuth2 tokens renewed or no longer renewable (`CONNECTION_NEEDS_REAUTH`),
+    /// whichever node or worker made the change.
+    async fn connection_events(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+    ) -> Result<impl Stream<Item = ApiResult<ConnectionEventObject>> + use<>, ApiError> {
+        let (state, principal, workspace_id) =
+            allowed_in_workspace(ctx, &workspace_id, Action::ReadConnections).await?;
+        let events = BroadcastStream::new(state.connection_events.subscribe());
+        let stream = events
+            .filter(move |event| match event {
+                Ok(event) => event.workspace_id == workspace_id,
+                Err(BroadcastStreamRecvError::Lagged(_)) => true,
+            })
+            .then(move |event| {
+                let state = state.clone();
+                let principal = principal.clone();
+                async move {
+                    let event = event.map_err(|BroadcastStreamRecvError::Lagged(missed)| {
+                        ApiError::coded(crate::error::INTERNAL, format!("this subscriber fell behind and missed {missed} events; resubscribe and refetch"))
+                    })?;
+                    let scope = scope_in(&state, &principal, workspace_id, Action::ReadConnections, "workspace").await?;
+                    Ok(ConnectionEventObject { event, scope })
+                }
+            });
+        Ok(until_first_error(stream))
+    }
+}
+
+/// The first error is delivered and ends the subscription: a subscriber who lost access
+/// or missed events has to resubscribe, not keep a stream of refusals open. Ends right
+/// after yielding it, without waiting for another event to arrive.
+fn until_first_error<T>(
+    stream: impl Stream<Item = ApiResult<T>>,
+) -> impl Stream<Item = ApiResult<T>> {
+    futures::stream::unfold(Some(Box::pin(stream)), |events| async move {
+        let mut events = events?;
+        let item = events.next().await?;
+        let more = item.is_ok().then_some(events);
+        Some((item, more))
+    })
 }
 
 /// The app state, the caller and the workspace, once the caller may do `action` there.

@@ -1,4 +1,5 @@
-//! The HTTP surface: GraphQL over HTTP and WebSocket, health, readiness and metrics.
+//! The HTTP surface: GraphQL over HTTP and WebSocket, webhooks, the OAuth2 callback,
+//! health, readiness and metrics.
 //!
 //! GraphQL requests are read by our own handler rather than async-graphql-axum's
 //! extractor, because the extractor accepts any body size and content type. Here: the body
@@ -8,6 +9,7 @@
 
 mod graphql;
 mod hooks;
+mod oauth_callback;
 mod ops;
 mod ws_route;
 
@@ -45,6 +47,7 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/hooks/{key}", any(hooks::hook))
+        .route(crate::oauth::CALLBACK_PATH, get(oauth_callback::callback))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

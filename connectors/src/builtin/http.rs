@@ -1,5 +1,8 @@
 //! `http`: any HTTP API, with any of the generic auth kinds. An `http.request` step names
-//! the connection in `connectionId` and the engine signs its request with it.
+//! the connection in `connectionId` and the engine signs its request with it; a
+//! `connector` step runs the `request` operation, the same request as an operation; a
+//! `trigger.poll` runs `newItems`, which starts a run per new item of a JSON listing
+//! (the rule is in `http_new_items.rs`).
 
 use std::time::Duration;
 
@@ -8,10 +11,16 @@ use aos_domain::workflow::node_types::HttpMethod;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use crate::http::OutgoingRequest;
+use crate::http::{BodyEncoding, OutgoingRequest};
 use crate::{
-    Connector, ConnectorContext, ConnectorError, ConnectorInfo, OperationInfo, call, optional_url,
+    Connector, ConnectorContext, ConnectorError, ConnectorInfo, OperationInfo, Polled, call,
+    optional_url,
 };
+
+#[path = "http_new_items.rs"]
+mod new_items;
+
+use new_items::NewItemsParams;
 
 /// The longest a request may take, as for `http.request` steps.
 const MAX_TIMEOUT_MS: u64 = 300_000;
@@ -27,7 +36,12 @@ impl Default for HttpConnector {
                 key: "http",
                 name: "HTTP",
                 description: "Any HTTP API: requests signed with a bearer token, an API key or basic auth.",
-                auth_kinds: vec![AuthKind::Bearer, AuthKind::ApiKey, AuthKind::Basic],
+                auth_kinds: vec![
+                    AuthKind::Bearer,
+                    AuthKind::ApiKey,
+                    AuthKind::Basic,
+                    AuthKind::OAuth2,
+                ],
                 operations: vec![OperationInfo {
                     key: "request",
                     name: "Send a request",
@@ -54,7 +68,29 @@ impl Default for HttpConnector {
                         }
                     }),
                 }],
-                triggers: Vec::new(),
+                triggers: vec![OperationInfo {
+                    key: "newItems",
+                    name: "New items in a listing",
+                    description: "GETs a JSON listing every interval and starts a run for each item whose id it has not seen, oldest first.",
+                    parameters: json!({
+                        "type": "object",
+                        "required": ["url"],
+                        "properties": {
+                            "url": {"type": "string", "format": "uri"},
+                            "itemsPath": {
+                                "type": "string",
+                                "description": "Dotted path to the array of items in the JSON answer (`data.items`); default: the answer itself."
+                            },
+                            "idField": {"type": "string", "minLength": 1, "default": "id"},
+                            "order": {"enum": ["oldestFirst", "newestFirst"], "default": "oldestFirst"}
+                        },
+                        "additionalProperties": false
+                    }),
+                    output: json!({
+                        "type": "object",
+                        "description": "One item of the listing, as the service sent it."
+                    }),
+                }],
                 settings: json!({
                     "type": "object",
                     "properties": {
@@ -106,6 +142,32 @@ impl Connector for HttpConnector {
 
     async fn test(&self, ctx: &ConnectorContext<'_>) -> ConnectionTestResult {
         super::test_connection(ctx.http, ctx.connection, ctx.credentials).await
+    }
+
+    async fn poll(
+        &self,
+        ctx: &ConnectorContext<'_>,
+        trigger: &str,
+        params: &Value,
+        cursor: Option<&Value>,
+    ) -> Result<Polled, ConnectorError> {
+        if trigger != "newItems" {
+            return Err(ConnectorError::Unsupported(format!(
+                "the `http` connector has no polling trigger `{trigger}`; it has `newItems`"
+            )));
+        }
+        let params = NewItemsParams::parse(params)?;
+        let response = call::send(
+            ctx,
+            OutgoingRequest::new(HttpMethod::Get, params.url.clone()),
+        )
+        .await?;
+        if response.body_encoding != BodyEncoding::Json {
+            return Err(ConnectorError::Failed(
+                "the answer is not JSON (its content type must say JSON)".to_owned(),
+            ));
+        }
+        new_items::new_items(&params, &response.body, cursor)
     }
 }
 

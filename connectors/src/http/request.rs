@@ -54,7 +54,8 @@ impl OutgoingRequest {
     }
 
     /// Adds the credentials where their kind says they travel: `Authorization: Bearer`,
-    /// the API key's header or query parameter, or `Authorization: Basic`. See the
+    /// the API key's header or query parameter, `Authorization: Basic`, or an OAuth2
+    /// access token as `Authorization: Bearer`. See the
     /// module's signing rule for what happens to the author's values of the same name.
     pub fn sign(&mut self, credentials: &Credentials) {
         match credentials {
@@ -74,6 +75,14 @@ impl OutgoingRequest {
             Credentials::Basic { username, password } => {
                 let pair = base64(format!("{username}:{password}").as_bytes());
                 self.replace_header(AUTHORIZATION.as_str(), format!("Basic {pair}"));
+            }
+            // Whatever `token_type` the server named: every OAuth2 server in use issues
+            // bearer tokens (RFC 6750), and the MAC draft never shipped.
+            Credentials::OAuth2(oauth2) => {
+                self.replace_header(
+                    AUTHORIZATION.as_str(),
+                    format!("Bearer {}", oauth2.access_token),
+                );
             }
         }
     }

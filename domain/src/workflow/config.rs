@@ -15,13 +15,14 @@ use crate::expr;
 use super::definition::NodeId;
 use super::fields::{FieldReader, integer_in, non_blank_string, object, one_of, shown, string};
 use super::node_types::{
-    CodeConfig, CodeLanguage, CronSchedule, DelayConfig, Dynamic, FailConfig, HttpMethod,
-    HttpRequestConfig, IfConfig, LoopConfig, LoopStep, ManualTriggerConfig, MergeConfig, MergeMode,
-    NodeKind, NodeType, RespondConfig, ScheduleTriggerConfig, SetConfig, WebhookResponse,
-    WebhookSecret, WebhookTriggerConfig,
+    CodeConfig, CodeLanguage, ConnectorConfig, CronSchedule, DelayConfig, Dynamic, FailConfig,
+    HttpMethod, HttpRequestConfig, IfConfig, LoopConfig, LoopStep, ManualTriggerConfig,
+    MergeConfig, MergeMode, NodeKind, NodeType, PollTriggerConfig, RespondConfig,
+    ScheduleTriggerConfig, SetConfig, WebhookResponse, WebhookSecret, WebhookTriggerConfig,
 };
 use super::nodes::read_retry;
 use super::retry::RetryPolicy;
+use crate::ids::ConnectionId;
 
 /// The typed config of a node of type `node_type`, or `None` after pushing at least one
 /// problem onto `problems`. A missing config reads as `{}`.
@@ -37,9 +38,11 @@ pub(super) fn parse_config(
         NodeType::ManualTrigger => manual_trigger(&mut reader).map(NodeKind::ManualTrigger),
         NodeType::WebhookTrigger => webhook_trigger(&mut reader).map(NodeKind::WebhookTrigger),
         NodeType::ScheduleTrigger => schedule_trigger(&mut reader).map(NodeKind::ScheduleTrigger),
+        NodeType::PollTrigger => poll_trigger(&mut reader).map(NodeKind::PollTrigger),
         NodeType::Set => set(&mut reader).map(NodeKind::Set),
         NodeType::If => if_(&mut reader).map(NodeKind::If),
         NodeType::HttpRequest => http_request(&mut reader).map(NodeKind::HttpRequest),
+        NodeType::Connector => connector(&mut reader).map(NodeKind::Connector),
         NodeType::Code => code(&mut reader).map(NodeKind::Code),
         NodeType::Delay => delay(&mut reader).map(NodeKind::Delay),
         NodeType::Respond => respond(&mut reader).map(NodeKind::Respond),
@@ -122,6 +125,104 @@ fn schedule_trigger(r: &mut FieldReader) -> Option<ScheduleTriggerConfig> {
         cron: cron?,
         timezone,
     })
+}
+
+fn poll_trigger(r: &mut FieldReader) -> Option<PollTriggerConfig> {
+    let connector = r.required("connector", registry_key);
+    let trigger = r.required("trigger", registry_key);
+    let connection_id = r.required("connectionId", |v| {
+        let text = string(v)?;
+        if has_template(text) {
+            return Err(
+                "must be the connection's id itself, not a template: a polling trigger opens its connection before any run exists"
+                    .to_owned(),
+            );
+        }
+        text.trim()
+            .parse::<ConnectionId>()
+            .map_err(|_| "must be the id of a connection".to_owned())
+    });
+    let params = r.optional("params", object);
+    let templated = params.and_then(first_template_path);
+    let interval_seconds = r
+        .optional(
+            "intervalSeconds",
+            integer_in(
+                u64::from(PollTriggerConfig::MIN_INTERVAL_SECONDS),
+                u64::from(PollTriggerConfig::MAX_INTERVAL_SECONDS),
+            ),
+        )
+        .and_then(|seconds| u32::try_from(seconds).ok())
+        .unwrap_or(PollTriggerConfig::DEFAULT_INTERVAL_SECONDS);
+    if let Some(path) = templated {
+        let params_path = r.child_path("params");
+        r.push_all(vec![format!(
+            "{params_path}/{path}: a polling trigger sends its params as written, so they cannot hold `{{{{ }}}}` templates"
+        )]);
+        return None;
+    }
+    Some(PollTriggerConfig {
+        connector: connector?,
+        trigger: trigger?,
+        connection_id: connection_id?,
+        params: params.cloned().unwrap_or_default(),
+        interval_seconds,
+    })
+}
+
+/// The path (`a/0/b`) of the first string inside `params` that holds a template.
+fn first_template_path(params: &Map<String, Value>) -> Option<String> {
+    fn walk(value: &Value) -> Option<String> {
+        match value {
+            Value::String(text) => has_template(text).then(String::new),
+            Value::Array(items) => items.iter().enumerate().find_map(|(index, item)| {
+                walk(item).map(|rest| join_path(&index.to_string(), &rest))
+            }),
+            Value::Object(fields) => fields
+                .iter()
+                .find_map(|(key, item)| walk(item).map(|rest| join_path(&shown(key), &rest))),
+            Value::Null | Value::Bool(_) | Value::Number(_) => None,
+        }
+    }
+    fn join_path(head: &str, rest: &str) -> String {
+        if rest.is_empty() {
+            head.to_owned()
+        } else {
+            format!("{head}/{rest}")
+        }
+    }
+    params
+        .iter()
+        .find_map(|(key, value)| walk(value).map(|rest| join_path(&shown(key), &rest)))
+}
+
+fn connector(r: &mut FieldReader) -> Option<ConnectorConfig> {
+    let connector = r.required("connector", registry_key);
+    let operation = r.required("operation", registry_key);
+    let connection_id = r.required("connectionId", |v| {
+        let text = non_blank_string(v)?;
+        if !has_template(text) && text.trim().parse::<ConnectionId>().is_err() {
+            return Err("must be the id of a connection or a `{{ }}` expression".to_owned());
+        }
+        Ok(text.to_owned())
+    });
+    let params = r.optional("params", object).cloned().unwrap_or_default();
+    Some(ConnectorConfig {
+        connector: connector?,
+        operation: operation?,
+        connection_id: connection_id?,
+        params,
+    })
+}
+
+/// A key of the connector registry (a connector, an operation, a trigger), written out:
+/// the registry is checked against it before anything runs.
+fn registry_key(value: &Value) -> Result<String, String> {
+    let text = non_blank_string(value)?;
+    if has_template(text) {
+        return Err("must be written out, not a template".to_owned());
+    }
+    Ok(text.trim().to_owned())
 }
 
 fn set(r: &mut FieldReader) -> Option<SetConfig> {

@@ -4,7 +4,8 @@
 //!
 //! `code.source` is JavaScript, not a template, and is left alone. A trigger runs before
 //! any step and has no output of its own yet, so its config may read neither `steps` nor
-//! `trigger`.
+//! `trigger`. A `trigger.poll` config may hold no template at all (its config check says
+//! so), so it is left alone here rather than reported twice.
 //!
 //! A `loop` node's body steps are checked with the loop body's names in scope (`item`,
 //! `index`): there, `steps.<id>` may also name an earlier step of the same body, and a
@@ -28,6 +29,9 @@ pub(super) fn check_expressions(
         let (Some(node_type), Some(Value::Object(config))) = (draft.node_type, draft.config) else {
             continue;
         };
+        if node_type == NodeType::PollTrigger {
+            continue;
+        }
         let mut upstream = Upstream {
             graph,
             index,

@@ -1,5 +1,5 @@
-//! The node types of the contract, plus `merge` and `loop`, and their validated
-//! configurations.
+//! The node types of the contract, plus `merge`, `loop`, `connector` and `trigger.poll`,
+//! and their validated configurations.
 //!
 //! Only the validator builds these values inside a [`super::Definition`], so code that
 //! receives a `Definition` can rely on every range and format documented here. Strings
@@ -12,15 +12,19 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::ids::ConnectionId;
+
 /// Every node type a definition may use, by its contract name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NodeType {
     ManualTrigger,
     WebhookTrigger,
     ScheduleTrigger,
+    PollTrigger,
     Set,
     If,
     HttpRequest,
+    Connector,
     Code,
     Delay,
     Respond,
@@ -30,13 +34,15 @@ pub enum NodeType {
 }
 
 impl NodeType {
-    pub const ALL: [NodeType; 12] = [
+    pub const ALL: [NodeType; 14] = [
         NodeType::ManualTrigger,
         NodeType::WebhookTrigger,
         NodeType::ScheduleTrigger,
+        NodeType::PollTrigger,
         NodeType::Set,
         NodeType::If,
         NodeType::HttpRequest,
+        NodeType::Connector,
         NodeType::Code,
         NodeType::Delay,
         NodeType::Respond,
@@ -54,9 +60,11 @@ impl NodeType {
             NodeType::ManualTrigger => "trigger.manual",
             NodeType::WebhookTrigger => "trigger.webhook",
             NodeType::ScheduleTrigger => "trigger.schedule",
+            NodeType::PollTrigger => "trigger.poll",
             NodeType::Set => "set",
             NodeType::If => "if",
             NodeType::HttpRequest => "http.request",
+            NodeType::Connector => "connector",
             NodeType::Code => "code",
             NodeType::Delay => "delay",
             NodeType::Respond => "respond",
@@ -69,8 +77,17 @@ impl NodeType {
     pub fn is_trigger(self) -> bool {
         matches!(
             self,
-            NodeType::ManualTrigger | NodeType::WebhookTrigger | NodeType::ScheduleTrigger
+            NodeType::ManualTrigger
+                | NodeType::WebhookTrigger
+                | NodeType::ScheduleTrigger
+                | NodeType::PollTrigger
         )
+    }
+
+    /// Whether a step of this type acts on the outside world, so that the engine journals
+    /// it before it starts and repeats it, on resume, with the same idempotency key.
+    pub fn has_side_effects(self) -> bool {
+        matches!(self, NodeType::HttpRequest | NodeType::Connector)
     }
 
     /// Whether a `loop` body may hold a step of this type. A body is a straight line of
@@ -80,7 +97,11 @@ impl NodeType {
     pub fn runs_in_loop_body(self) -> bool {
         matches!(
             self,
-            NodeType::Set | NodeType::HttpRequest | NodeType::Code | NodeType::Fail
+            NodeType::Set
+                | NodeType::HttpRequest
+                | NodeType::Connector
+                | NodeType::Code
+                | NodeType::Fail
         )
     }
 }
@@ -108,12 +129,16 @@ pub enum NodeKind {
     WebhookTrigger(WebhookTriggerConfig),
     #[serde(rename = "trigger.schedule")]
     ScheduleTrigger(ScheduleTriggerConfig),
+    #[serde(rename = "trigger.poll")]
+    PollTrigger(PollTriggerConfig),
     #[serde(rename = "set")]
     Set(SetConfig),
     #[serde(rename = "if")]
     If(IfConfig),
     #[serde(rename = "http.request")]
     HttpRequest(HttpRequestConfig),
+    #[serde(rename = "connector")]
+    Connector(ConnectorConfig),
     #[serde(rename = "code")]
     Code(CodeConfig),
     #[serde(rename = "delay")]
@@ -134,9 +159,11 @@ impl NodeKind {
             NodeKind::ManualTrigger(_) => NodeType::ManualTrigger,
             NodeKind::WebhookTrigger(_) => NodeType::WebhookTrigger,
             NodeKind::ScheduleTrigger(_) => NodeType::ScheduleTrigger,
+            NodeKind::PollTrigger(_) => NodeType::PollTrigger,
             NodeKind::Set(_) => NodeType::Set,
             NodeKind::If(_) => NodeType::If,
             NodeKind::HttpRequest(_) => NodeType::HttpRequest,
+            NodeKind::Connector(_) => NodeType::Connector,
             NodeKind::Code(_) => NodeType::Code,
             NodeKind::Delay(_) => NodeType::Delay,
             NodeKind::Respond(_) => NodeType::Respond,
@@ -398,6 +425,47 @@ pub struct HttpRequestConfig {
 
 impl HttpRequestConfig {
     pub const MAX_TIMEOUT_MS: u64 = 300_000;
+}
+
+/// `connector`: one operation of a connector of the registry (`slack`/`postMessage`),
+/// signed with a connection of that connector. Whether the connector and the operation
+/// exist is the registry's to say (`aos_connectors::Registry::check_definition`, which the
+/// API runs next to the validator); here they are only non-blank keys written out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorConfig {
+    pub connector: String,
+    pub operation: String,
+    /// A connection id, or a template that must evaluate to one.
+    pub connection_id: String,
+    /// The operation's parameters; templates anywhere inside, rendered when the step runs.
+    pub params: Map<String, Value>,
+}
+
+/// `trigger.poll`: while its workflow is active, the connector's polling trigger is
+/// asked every `interval_seconds` for items newer than its cursor, and each new item
+/// starts one run whose trigger output is the item.
+///
+/// Everything here is read before any run exists, so nothing may be a template: the
+/// connection is named by its id itself, and `params` are sent as written.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollTriggerConfig {
+    pub connector: String,
+    pub trigger: String,
+    pub connection_id: ConnectionId,
+    pub params: Map<String, Value>,
+    /// [`PollTriggerConfig::MIN_INTERVAL_SECONDS`] to
+    /// [`PollTriggerConfig::MAX_INTERVAL_SECONDS`].
+    pub interval_seconds: u32,
+}
+
+impl PollTriggerConfig {
+    /// Polling more often than this costs the services more than it tells us.
+    pub const MIN_INTERVAL_SECONDS: u32 = 15;
+    /// A day.
+    pub const MAX_INTERVAL_SECONDS: u32 = 86_400;
+    pub const DEFAULT_INTERVAL_SECONDS: u32 = 60;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

@@ -17,9 +17,17 @@ pub(super) fn check_structure(
         .filter(|&i| nodes.drafts[i].node_type.is_some_and(NodeType::is_trigger))
         .collect();
     match triggers.as_slice() {
-        [] => problems.push(Problem::graph(
-            "a workflow needs one trigger node (`trigger.manual`, `trigger.webhook` or `trigger.schedule`), and this one has none",
-        )),
+        [] => {
+            let kinds: Vec<String> = NodeType::ALL
+                .into_iter()
+                .filter(|node_type| node_type.is_trigger())
+                .map(|node_type| format!("`{node_type}`"))
+                .collect();
+            problems.push(Problem::graph(format!(
+                "a workflow needs one trigger node ({}), and this one has none",
+                kinds.join(", ")
+            )));
+        }
         [_] => {}
         several => {
             let listed: Vec<String> = several

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use aos_connectors::Registry;
 use aos_connectors::http::{HttpClient, HttpPolicy};
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
 use aos_domain::error::DomainResult;
@@ -21,6 +22,7 @@ use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowName, validate_definition};
 use aos_domain::workspace::{Role, WorkspaceName};
 use aos_engine::code::CodeLimits;
+use aos_engine::gate::ConnectionGate;
 use aos_engine::step::NodeServices;
 use aos_engine::worker::{Engine, EngineConfig};
 use aos_persistence::SeaStore;
@@ -136,6 +138,8 @@ pub fn services(code_limits: CodeLimits) -> NodeServices {
         http: HttpClient::new(policy).expect("an HTTP client"),
         code_limits,
         secrets: None,
+        connectors: Registry::builtin(),
+        gate: ConnectionGate::new(),
     }
 }
 

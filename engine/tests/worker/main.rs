@@ -13,6 +13,7 @@ mod batching;
 mod cancel;
 mod code;
 mod flow;
+mod poller;
 mod pool;
 mod recovery;
 mod retries;

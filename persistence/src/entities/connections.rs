@@ -22,6 +22,10 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub last_tested_at: Option<DateTimeUtc>,
     pub last_test_ok: Option<bool>,
+    pub token_expires_at_ms: Option<i64>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub refresh_owner: Option<String>,
+    pub refresh_lease_until_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,8 @@ pub mod api_tokens;
 pub mod connections;
 pub mod data_keys;
 pub mod members;
+pub mod oauth_authorizations;
+pub mod poll_states;
 pub mod refresh_tokens;
 pub mod run_events;
 pub mod run_steps;

@@ -6,7 +6,9 @@
 //! as well as by id, so neither reaches another workspace's connection. Credentials go in
 //! and come out exactly as sealed: this store never sees them in the clear, and only
 //! `sealed_connection*` return the sealed bytes at all. Names are unique per workspace
-//! (a unique index), so two concurrent creates of one name cannot both succeed.
+//! (a unique index), so two concurrent creates of one name cannot both succeed. New
+//! credentials end any refresh lease and set the token's expiry anew, so a lease or an
+//! expiry never outlives the credentials it was about.
 
 use aos_domain::access::WorkspaceScope;
 use aos_domain::connection::{
@@ -39,7 +41,7 @@ fn name_taken(name: &ConnectionName) -> String {
     )
 }
 
-async fn row(
+pub(super) async fn row(
     db: &impl ConnectionTrait,
     workspace_id: Uuid,
     id: ConnectionId,
@@ -51,7 +53,7 @@ async fn row(
         .map_err(internal("read a connection"))
 }
 
-async fn commit(txn: Txn) -> DomainResult<()> {
+pub(super) async fn commit(txn: Txn) -> DomainResult<()> {
     txn.commit()
         .await
         .map_err(internal("commit a connection change"))
@@ -59,7 +61,7 @@ async fn commit(txn: Txn) -> DomainResult<()> {
 
 /// The connection as a change left it, and the change committed; `NotFound` if the
 /// change found no row of the workspace to change.
-async fn changed_row(
+pub(super) async fn changed_row(
     txn: Txn,
     workspace_id: Uuid,
     id: ConnectionId,
@@ -75,6 +77,45 @@ async fn changed_row(
     convert::connection(stored)
 }
 
+/// Creates a connection; `token_expires_at` is its OAuth2 access token's expiry, if any.
+pub(super) async fn insert_connection(
+    store: &SeaStore,
+    scope: &WorkspaceScope,
+    connection: NewConnection,
+    token_expires_at: Option<DateTime<Utc>>,
+) -> DomainResult<Connection> {
+    let now = timestamps::now();
+    let row = connections::Model {
+        id: connection.id.as_uuid(),
+        workspace_id: scope.workspace_id().as_uuid(),
+        name: connection.name.as_str().to_owned(),
+        connector: connection.connector,
+        auth_kind: connection.auth_kind.as_str().to_owned(),
+        status: ConnectionStatus::Valid.as_str().to_owned(),
+        settings: connection.settings,
+        sealed_credentials: connection.sealed_credentials,
+        created_at: now,
+        updated_at: now,
+        last_tested_at: None,
+        last_test_ok: None,
+        token_expires_at_ms: token_expires_at.map(|at| at.timestamp_millis()),
+        refresh_owner: None,
+        refresh_lease_until_ms: None,
+    };
+    let txn = store.begin_scoped(scope, Intent::Write).await?;
+    // The workspace is gone only if it was deleted while this request ran.
+    connections::Entity::insert(row.clone().into_active_model())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(missing_or_conflict(
+            "create a connection",
+            "workspace",
+            name_taken(&connection.name),
+        ))?;
+    commit(txn).await?;
+    convert::connection(row)
+}
+
 #[async_trait]
 impl ConnectionStore for SeaStore {
     async fn create_connection(
@@ -82,33 +123,7 @@ impl ConnectionStore for SeaStore {
         scope: &WorkspaceScope,
         connection: NewConnection,
     ) -> DomainResult<Connection> {
-        let now = timestamps::now();
-        let row = connections::Model {
-            id: connection.id.as_uuid(),
-            workspace_id: scope.workspace_id().as_uuid(),
-            name: connection.name.as_str().to_owned(),
-            connector: connection.connector,
-            auth_kind: connection.auth_kind.as_str().to_owned(),
-            status: ConnectionStatus::Valid.as_str().to_owned(),
-            settings: connection.settings,
-            sealed_credentials: connection.sealed_credentials,
-            created_at: now,
-            updated_at: now,
-            last_tested_at: None,
-            last_test_ok: None,
-        };
-        let txn = self.begin_scoped(scope, Intent::Write).await?;
-        // The workspace is gone only if it was deleted while this request ran.
-        connections::Entity::insert(row.clone().into_active_model())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(missing_or_conflict(
-                "create a connection",
-                "workspace",
-                name_taken(&connection.name),
-            ))?;
-        commit(txn).await?;
-        convert::connection(row)
+        insert_connection(self, scope, connection, None).await
     }
 
     async fn connection(
@@ -186,6 +201,18 @@ impl ConnectionStore for SeaStore {
                 .col_expr(
                     connections::Column::LastTestOk,
                     Expr::value(Option::<bool>::None),
+                )
+                .col_expr(
+                    connections::Column::TokenExpiresAtMs,
+                    Expr::value(change.token_expires_at.map(|at| at.timestamp_millis())),
+                )
+                .col_expr(
+                    connections::Column::RefreshOwner,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(
+                    connections::Column::RefreshLeaseUntilMs,
+                    Expr::value(Option::<i64>::None),
                 );
         }
         // Only a rename can hit a unique index: the id and the workspace never change.

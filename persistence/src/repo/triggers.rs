@@ -108,7 +108,10 @@ impl TriggerStore for SeaStore {
     }
 }
 
-fn target(workflow: workflows::Model, version: workflow_versions::Model) -> TriggerTarget {
+pub(super) fn target(
+    workflow: workflows::Model,
+    version: workflow_versions::Model,
+) -> TriggerTarget {
     TriggerTarget {
         workspace_id: WorkspaceId::from_uuid(workflow.workspace_id),
         workflow_id: WorkflowId::from_uuid(workflow.id),

@@ -293,6 +293,7 @@ async fn another_workspaces_connection_is_not_found_everywhere(t: Ctx) {
         name: Some(name("hijacked")),
         settings: Some(json!({ "baseUrl": "https://evil.example.com" })),
         credentials: Some((AuthKind::ApiKey, sealed(9))),
+        token_expires_at: None,
     };
     assert_not_found(t.store.update_connection(&in_b, id, change).await, "update");
     assert_not_found(

@@ -6,6 +6,8 @@ mod support;
 mod connections;
 mod data_keys;
 mod isolation;
+mod oauth;
+mod poll_states;
 mod queue;
 mod row_level_security;
 mod runs;

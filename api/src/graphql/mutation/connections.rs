@@ -1,15 +1,20 @@
 //! Connections: create, change, test and delete. Credentials come in, are checked and
-//! sealed at once, and never go out again: not in an answer, not in an error.
+//! sealed at once, and never go out again: not in an answer, not in an error, not in an
+//! event. OAuth2 client-credentials connections are the exception to "checked": their
+//! token is fetched at once, and a token endpoint that refuses refuses the connection.
+//! Every change is announced to `connectionEvents` subscribers.
 
 use async_graphql::{Context, ID, InputObject, Json, Object};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::connection::{
-    AuthKind, ConnectionChange, ConnectionName, Credentials, NewConnection,
+    AuthKind, ConnectionChange, ConnectionEventKind, ConnectionName, ConnectionTestResult,
+    Credentials, NewConnection,
 };
 use aos_domain::ids::ConnectionId;
+use aos_domain::oauth::{ClientCredentialsRequest, OAuth2Grant};
 use aos_domain::ports::ObjectRef;
 
 use crate::authz::{parse_id, scope_for};
@@ -24,7 +29,11 @@ pub struct CreateConnectionInput {
     /// A key of `connectorTypes`.
     pub connector: String,
     pub name: String,
-    /// One of the shapes the contract documents, e.g. `{"kind": "bearer", "token": "..."}`.
+    /// One of the shapes the contract documents, e.g. `{"kind": "bearer", "token": "..."}`,
+    /// or an OAuth2 client-credentials grant: `{"kind": "oauth2", "grant":
+    /// "clientCredentials", "clientId", "clientSecret", "tokenUrl", "scopes"}`, whose first
+    /// token is fetched at once. Authorization-code connections start with
+    /// `startOAuth2Connection`.
     pub credentials: Json<Value>,
     /// The connector's non-secret options; see `ConnectorType.settingsSchema`.
     pub settings: Option<Json<Value>>,
@@ -63,33 +72,42 @@ impl ConnectionMutation {
         let (state, scope) =
             workspace_scope(ctx, &input.workspace_id, Action::ManageConnections).await?;
         let name = ConnectionName::parse(&input.name)?;
-        let credentials = Credentials::parse(&input.credentials.0)?;
+        let wanted = WantedCredentials::parse(&input.credentials.0)?;
         let settings = input
             .settings
             .map_or_else(|| Value::Object(Default::default()), |settings| settings.0);
         state
             .connectors
-            .check_connection(&input.connector, credentials.auth_kind(), &settings)
+            .check_connection(&input.connector, wanted.auth_kind(), &settings)
             .map_err(ApiError::bad_input)?;
+        let (credentials, token_expires_at) = wanted.obtain(state).await?;
         let id = ConnectionId::generate();
         let sealed_credentials = state
             .vault
             .seal(scope.workspace_id(), id, &credentials)
             .await?;
-        let connection = state
-            .store
-            .create_connection(
-                &scope,
-                NewConnection {
-                    id,
-                    name,
-                    connector: input.connector,
-                    auth_kind: credentials.auth_kind(),
-                    settings,
-                    sealed_credentials,
-                },
-            )
-            .await?;
+        let new = NewConnection {
+            id,
+            name,
+            connector: input.connector,
+            auth_kind: credentials.auth_kind(),
+            settings,
+            sealed_credentials,
+        };
+        let connection = match credentials.auth_kind() {
+            AuthKind::OAuth2 => {
+                state
+                    .store
+                    .create_oauth_connection(&scope, new, token_expires_at)
+                    .await?
+            }
+            _ => state.store.create_connection(&scope, new).await?,
+        };
+        state.announce_connection(
+            &connection,
+            ConnectionEventKind::Created,
+            format!("connection `{}` was created", connection.name.as_str()),
+        );
         Ok(ConnectionObject(connection))
     }
 
@@ -114,28 +132,35 @@ impl ConnectionMutation {
                 .transpose()?,
             settings: input.settings.map(|settings| settings.0),
             credentials: None,
+            token_expires_at: None,
         };
-        let mut auth_kind: AuthKind = current.auth_kind;
-        let credentials = input
+        let wanted = input
             .credentials
-            .map(|credentials| Credentials::parse(&credentials.0))
+            .map(|credentials| WantedCredentials::parse(&credentials.0))
             .transpose()?;
-        if let Some(credentials) = &credentials {
-            auth_kind = credentials.auth_kind();
-        }
+        let auth_kind = wanted
+            .as_ref()
+            .map_or(current.auth_kind, WantedCredentials::auth_kind);
         let settings = change.settings.as_ref().unwrap_or(&current.settings);
         state
             .connectors
             .check_connection(&current.connector, auth_kind, settings)
             .map_err(ApiError::bad_input)?;
-        if let Some(credentials) = &credentials {
+        if let Some(wanted) = wanted {
+            let (credentials, token_expires_at) = wanted.obtain(state).await?;
             let sealed = state
                 .vault
-                .seal(scope.workspace_id(), id, credentials)
+                .seal(scope.workspace_id(), id, &credentials)
                 .await?;
             change.credentials = Some((auth_kind, sealed));
+            change.token_expires_at = token_expires_at;
         }
         let connection = state.store.update_connection(&scope, id, change).await?;
+        state.announce_connection(
+            &connection,
+            ConnectionEventKind::Updated,
+            format!("connection `{}` was changed", connection.name.as_str()),
+        );
         Ok(ConnectionObject(connection))
     }
 
@@ -152,23 +177,42 @@ impl ConnectionMutation {
             .sealed_connection(&scope, id)
             .await?
             .ok_or_else(|| ApiError::not_found("connection"))?;
-        let result = match state
-            .vault
-            .open(scope.workspace_id(), id, &sealed.sealed_credentials)
-            .await
-        {
-            Ok(credentials) => {
-                state
-                    .connection_tester
-                    .test(&sealed.connection, &credentials)
-                    .await
+        let result = if sealed.connection.auth_kind == AuthKind::OAuth2 {
+            // As a step would: with a token renewed first if it is due, or refused with
+            // the reason the connection cannot be used (it needs to be authorized again).
+            match state
+                .secrets
+                .open_connection(scope.workspace_id(), id)
+                .await
+            {
+                Ok((connection, credentials)) => {
+                    state
+                        .connection_tester
+                        .test(&connection, &credentials)
+                        .await
+                }
+                Err(message) => ConnectionTestResult { ok: false, message },
             }
-            Err(error) => {
-                tracing::error!(%error, connection_id = %id, "opening a connection's credentials failed");
-                aos_domain::connection::ConnectionTestResult {
-                    ok: false,
-                    message: "the credentials cannot be decrypted with this server's master keys"
-                        .to_owned(),
+        } else {
+            match state
+                .vault
+                .open(scope.workspace_id(), id, &sealed.sealed_credentials)
+                .await
+            {
+                Ok(credentials) => {
+                    state
+                        .connection_tester
+                        .test(&sealed.connection, &credentials)
+                        .await
+                }
+                Err(error) => {
+                    tracing::error!(%error, connection_id = %id, "opening a connection's credentials failed");
+                    ConnectionTestResult {
+                        ok: false,
+                        message:
+                            "the credentials cannot be decrypted with this server's master keys"
+                                .to_owned(),
+                    }
                 }
             }
         };
@@ -190,8 +234,69 @@ impl ConnectionMutation {
     ) -> ApiResult<bool> {
         let (state, scope, id) =
             connection_scope(ctx, &input.id, Action::ManageConnections).await?;
+        let existing = state
+            .store
+            .connection(&scope, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("connection"))?;
         state.store.delete_connection(&scope, id).await?;
+        state.announce_connection(
+            &existing,
+            ConnectionEventKind::Deleted,
+            format!("connection `{}` was deleted", existing.name.as_str()),
+        );
         Ok(true)
+    }
+}
+
+/// Credentials as a client asked for them: one of the contract's shapes, or an OAuth2
+/// client-credentials grant whose token is yet to be fetched.
+enum WantedCredentials {
+    Given(Credentials),
+    ClientCredentials(ClientCredentialsRequest),
+}
+
+impl WantedCredentials {
+    fn parse(raw: &Value) -> ApiResult<Self> {
+        if ClientCredentialsRequest::is_oauth2(raw) {
+            Ok(Self::ClientCredentials(ClientCredentialsRequest::parse(
+                raw,
+            )?))
+        } else {
+            Ok(Self::Given(Credentials::parse(raw)?))
+        }
+    }
+
+    fn auth_kind(&self) -> AuthKind {
+        match self {
+            Self::Given(credentials) => credentials.auth_kind(),
+            Self::ClientCredentials(_) => AuthKind::OAuth2,
+        }
+    }
+
+    /// The credentials to seal, with their access token's expiry: a client-credentials
+    /// grant asks its token endpoint now, and its refusal is the caller's to fix.
+    async fn obtain(self, state: &AppState) -> ApiResult<(Credentials, Option<DateTime<Utc>>)> {
+        match self {
+            Self::Given(credentials) => Ok((credentials, None)),
+            Self::ClientCredentials(request) => {
+                let token = state
+                    .oauth
+                    .client_credentials(&request.client)
+                    .await
+                    .map_err(|error| {
+                        ApiError::bad_input(format!(
+                            "credentials: the token endpoint issued no token: {error}"
+                        ))
+                    })?;
+                let credentials =
+                    request
+                        .client
+                        .credentials(OAuth2Grant::ClientCredentials, &token, Utc::now());
+                let expires_at = credentials.expires_at;
+                Ok((Credentials::OAuth2(credentials), expires_at))
+            }
+        }
     }
 }
 

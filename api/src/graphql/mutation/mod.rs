@@ -3,6 +3,7 @@
 mod accounts;
 mod api_tokens;
 pub(crate) mod connections;
+mod oauth;
 mod runs;
 mod workflows;
 mod workspaces;
@@ -17,4 +18,5 @@ pub struct Mutation(
     workflows::WorkflowMutation,
     runs::RunMutation,
     connections::ConnectionMutation,
+    oauth::OAuthMutation,
 );

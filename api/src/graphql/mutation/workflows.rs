@@ -1,5 +1,6 @@
-//! Workflows. Every save validates the whole definition first and reports every problem;
-//! every update stores a new immutable version.
+//! Workflows. Every save validates the whole definition first (the domain's rules and the
+//! connector registry's) and reports every problem; every update stores a new immutable
+//! version.
 
 use async_graphql::{Context, ID, InputObject, Json, MaybeUndefined, Object};
 
@@ -8,13 +9,14 @@ use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::ids::WorkflowId;
 use aos_domain::ports::ObjectRef;
 use aos_domain::workflow::{
-    NewWorkflow, Workflow, WorkflowChange, WorkflowDescription, WorkflowName, validate_definition,
+    NewWorkflow, Workflow, WorkflowChange, WorkflowDescription, WorkflowName,
 };
 
 use crate::auth::secrets;
 use crate::authz::{parse_id, scope_for};
 use crate::error::ApiResult;
 use crate::events::{WorkflowEvent, WorkflowEventKind};
+use crate::graphql::query::definition_problems;
 use crate::graphql::types::WorkflowObject;
 use crate::graphql::{app, request, workspace_scope};
 use crate::state::AppState;
@@ -61,7 +63,7 @@ impl WorkflowMutation {
             workspace_scope(ctx, &input.workspace_id, Action::WriteWorkflows).await?;
         let name = WorkflowName::parse(&input.name)?;
         let description = WorkflowDescription::parse(input.description.as_deref())?;
-        validate(&input.definition.0)?;
+        validate(state, &input.definition.0)?;
         let workflow = state
             .store
             .create_workflow(
@@ -93,7 +95,7 @@ impl WorkflowMutation {
             },
             definition: match input.definition {
                 Some(Json(definition)) => {
-                    validate(&definition)?;
+                    validate(state, &definition)?;
                     Some(definition)
                 }
                 None => None,
@@ -138,10 +140,13 @@ impl WorkflowMutation {
     }
 }
 
-fn validate(definition: &serde_json::Value) -> Result<(), DomainError> {
-    validate_definition(definition)
-        .map(drop)
-        .map_err(DomainError::InvalidWorkflow)
+fn validate(state: &AppState, definition: &serde_json::Value) -> Result<(), DomainError> {
+    let problems = definition_problems(state, definition);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DomainError::InvalidWorkflow(problems))
+    }
 }
 
 async fn locate<'a>(

@@ -243,7 +243,7 @@ fn invalid_merge_and_loop_configs() {
             vec![
                 (
                     Some("each"),
-                    "config/steps/0/type: `if` cannot run in a loop body: a loop body is a straight line of steps: branching inside a loop is not supported yet (allowed: set, http.request, code, fail)",
+                    "config/steps/0/type: `if` cannot run in a loop body: a loop body is a straight line of steps: branching inside a loop is not supported yet (allowed: set, http.request, connector, code, fail)",
                 ),
                 (
                     Some("each"),

@@ -2,6 +2,7 @@
 //! (here), each invalid definition with exactly the problems it must produce (`invalid`),
 //! and properties that hold for any input (`properties`).
 
+mod connectors;
 mod invalid;
 mod merge_and_loop;
 mod properties;
