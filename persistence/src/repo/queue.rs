@@ -35,6 +35,7 @@ use crate::entities::{runs, workflow_versions};
 use crate::error::{corrupt_row, internal};
 use crate::store::SeaStore;
 use crate::timestamps;
+use crate::txn::Txn;
 
 /// Takes the lease on the best claimable run and returns its row. `$1` the worker, `$2`
 /// now (ms), `$3` the lease (ms), `$4` the per-workspace limit; `{lock}` the backend's
@@ -227,47 +228,23 @@ impl RunQueue for SeaStore {
         lease_ms: i64,
     ) -> Result<LeaseRenewal, QueueError> {
         let txn = self.begin_unscoped_write().await?;
-        let row = runs::Entity::find_by_id(lease.run_id.as_uuid())
-            .lock_exclusive()
-            .one(&txn)
-            .await
-            .map_err(internal("lock a run for its journal"))?
-            .ok_or(JournalRefusal::RunGone)?;
-        if row.fencing_token != lease.fencing_token
-            || row.lease_owner.as_deref() != Some(lease.worker.as_str())
-        {
-            return Err(JournalRefusal::LeaseLost.into());
+        match journal_in(&txn, lease, journal, now_ms, lease_ms).await {
+            Ok(renewal) => {
+                txn.commit()
+                    .await
+                    .map_err(internal("commit a journal write"))?;
+                Ok(renewal)
+            }
+            Err(refusal) => {
+                // End it now, not on drop: a dropped transaction's rollback waits for the
+                // connection's next use, and until then the run's row stays locked (claims
+                // skip locked rows) and, on SQLite, the write lock stays taken.
+                txn.rollback()
+                    .await
+                    .map_err(internal("end a refused journal write"))?;
+                Err(refusal)
+            }
         }
-        let previous_seq = row.last_seq;
-        let mut next = row.clone();
-        apply_journal(
-            &mut next,
-            journal.starts,
-            journal.run,
-            previous_seq + event_count(&journal.events),
-            now_ms,
-            now_ms + lease_ms,
-        )?;
-        store_steps(&txn, next.id, next.workspace_id, journal.steps).await?;
-        let events = append_events(
-            &txn,
-            next.id,
-            next.workspace_id,
-            previous_seq,
-            journal.events,
-        )
-        .await?;
-        let row = changed_columns(&row, next)
-            .update(&txn)
-            .await
-            .map_err(internal("journal a run's change"))?;
-        txn.commit()
-            .await
-            .map_err(internal("commit a journal write"))?;
-        Ok(LeaseRenewal {
-            cancel_requested: row.cancel_requested,
-            events,
-        })
     }
 
     async fn insert_claimed(
@@ -341,4 +318,52 @@ impl RunQueue for SeaStore {
         };
         Ok((lease, renewal))
     }
+}
+
+/// A journal write inside `txn`, which the caller commits or, on a refusal, rolls back.
+async fn journal_in(
+    txn: &Txn,
+    lease: &Lease,
+    journal: Journal,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<LeaseRenewal, QueueError> {
+    let row = runs::Entity::find_by_id(lease.run_id.as_uuid())
+        .lock_exclusive()
+        .one(txn)
+        .await
+        .map_err(internal("lock a run for its journal"))?
+        .ok_or(JournalRefusal::RunGone)?;
+    if row.fencing_token != lease.fencing_token
+        || row.lease_owner.as_deref() != Some(lease.worker.as_str())
+    {
+        return Err(JournalRefusal::LeaseLost.into());
+    }
+    let previous_seq = row.last_seq;
+    let mut next = row.clone();
+    apply_journal(
+        &mut next,
+        journal.starts,
+        journal.run,
+        previous_seq + event_count(&journal.events),
+        now_ms,
+        now_ms + lease_ms,
+    )?;
+    store_steps(txn, next.id, next.workspace_id, journal.steps).await?;
+    let events = append_events(
+        txn,
+        next.id,
+        next.workspace_id,
+        previous_seq,
+        journal.events,
+    )
+    .await?;
+    let row = changed_columns(&row, next)
+        .update(txn)
+        .await
+        .map_err(internal("journal a run's change"))?;
+    Ok(LeaseRenewal {
+        cancel_requested: row.cancel_requested,
+        events,
+    })
 }
