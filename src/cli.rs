@@ -30,6 +30,43 @@ pub enum Command {
     Schema,
     /// Manage the master keys that seal connection credentials and signing keys.
     Keys(KeysArgs),
+    /// Per-workspace request rate-limit overrides. Whoever can run this against the
+    /// database is the instance administrator: there is no GraphQL way to change them.
+    Limits(LimitsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LimitsArgs {
+    #[command(subcommand)]
+    pub command: LimitsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    /// Give one workspace its own quota instead of the default; servers apply it within
+    /// about 10 seconds, without a restart.
+    Set {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The workspace's id, as GraphQL shows it.
+        #[arg(long)]
+        workspace: String,
+        /// Requests per second on average (at least 1).
+        #[arg(long)]
+        rps: u32,
+        /// Requests at once above that rate (at least 1).
+        #[arg(long)]
+        burst: u32,
+    },
+    /// Return one workspace to the default quota.
+    Clear {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        workspace: String,
+    },
+    /// List the workspaces with their own quota.
+    Show(DatabaseArgs),
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +210,22 @@ pub struct ServeArgs {
     /// logIn/signUp attempts allowed per e-mail address per minute (per client IP: 10x).
     #[arg(long, env = "AOS_AUTH_ATTEMPTS_PER_MINUTE", default_value_t = 10)]
     pub auth_attempts_per_minute: u32,
+
+    /// Requests per second each workspace may make on average (GraphQL requests,
+    /// subscription starts, webhook calls), and each client IP without credentials; 0
+    /// turns request rate limiting off. `automationos limits set` overrides it per
+    /// workspace. With `--redis-url` the budget is shared by every node.
+    #[arg(long, env = "AOS_RATE_LIMIT_RPS", default_value_t = 50)]
+    pub rate_limit_rps: u32,
+
+    /// Requests a workspace (or client IP) may make at once above that rate.
+    #[arg(long, env = "AOS_RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+
+    /// Days the audit log keeps each workspace's records; older ones are deleted by an
+    /// hourly sweep in small batches.
+    #[arg(long, env = "AOS_AUDIT_RETENTION_DAYS", default_value_t = 365)]
+    pub audit_retention_days: u32,
 
     /// Lifetime of access tokens (JWTs), in seconds.
     #[arg(long, env = "AOS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]

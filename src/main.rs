@@ -3,6 +3,7 @@
 mod cli;
 mod engine;
 mod keys;
+mod limits_cli;
 mod master_key;
 mod serve;
 mod telemetry;
@@ -46,6 +47,7 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Worker(args) => worker(args).await,
             Command::Keys(args) => keys::run(args).await,
+            Command::Limits(args) => limits_cli::run(args).await,
             Command::Schema => Ok(()),
         }
     })

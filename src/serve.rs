@@ -15,11 +15,17 @@ use aos_api::connection_events::ConnectionEventBus;
 use aos_api::events::WorkflowEventBus;
 use aos_api::http::{HttpState, router};
 use aos_api::limits::AuthLimiter;
+use aos_api::limits::in_process::InProcessRateLimiter;
+use aos_api::limits::policy::RateLimits;
+use aos_api::limits::rate::WorkspaceRateLimiter;
+use aos_api::limits::redis_gcra::RedisRateLimiter;
 use aos_api::state::{AppState, Inner};
 use aos_connectors::Registry;
 use aos_connectors::http::HttpPolicy;
 use aos_connectors::oauth::{BackgroundRefresher, OAuthFlows, RefreshTiming, RefreshingSecrets};
+use aos_domain::audit::AuditRetention;
 use aos_domain::ports::{ConnectionSecrets, RunExecutor, Store};
+use aos_domain::rate_limits::{RateLimitStore, RateQuota};
 use aos_domain::workflow::DefinitionCache;
 use aos_engine::worker::InPlaceExecutor;
 use aos_vault::service::CredentialVault;
@@ -108,11 +114,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let keys = SigningKeys::load_or_create(store.clone(), master_keys)
         .await
         .context("loading the signing keys")?;
+    let (rate_limits, local_buckets) = rate_limits(&args, store.clone())?;
+    let audit_retention = tokio::spawn(aos_api::audit::retention::run(
+        store.clone(),
+        AuditRetention::uniform(args.audit_retention_days),
+    ));
     let readiness_db = db.clone();
     let connectors = Registry::builtin();
     let app = AppState::new(Inner {
         store,
         auth_limiter: AuthLimiter::new(config.auth_attempts_per_minute),
+        rate_limits: Arc::clone(&rate_limits),
         workflow_events: WorkflowEventBus::for_redis_url(args.database.redis_url.as_deref())?,
         run_events,
         wake_workers,
@@ -134,7 +146,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }),
         config: config.clone(),
     });
-    spawn_limiter_cleanup(app.clone());
+    spawn_limiter_cleanup(app.clone(), local_buckets);
     let schema = aos_api::graphql::build_schema(Some(app.clone()), config.graphql);
     let routes = router(HttpState {
         app,
@@ -157,6 +169,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_refresher.send(true);
     let _ = refresher.await;
     let _ = poller.await;
+    audit_retention.abort();
     workers.stop().await;
     tracing::info!("stopped");
     Ok(())
@@ -195,12 +208,40 @@ fn api_config(args: &ServeArgs, address: SocketAddr) -> ApiConfig {
     }
 }
 
-fn spawn_limiter_cleanup(app: AppState) {
+/// The request rate limits: buckets in Redis when there is one, so every node shares
+/// them, else in this process (returned too, for the idle-bucket cleanup).
+fn rate_limits(
+    args: &ServeArgs,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<(Arc<RateLimits>, Option<Arc<InProcessRateLimiter>>)> {
+    let default_quota = RateQuota::new(args.rate_limit_rps, args.rate_limit_burst.max(1));
+    let (limiter, local): (Arc<dyn WorkspaceRateLimiter>, _) = match &args.database.redis_url {
+        Some(url) => (
+            Arc::new(RedisRateLimiter::new(url).context("configuring Redis (--redis-url)")?),
+            None,
+        ),
+        None => {
+            let local = Arc::new(InProcessRateLimiter::default());
+            (local.clone(), Some(local))
+        }
+    };
+    let overrides: Arc<dyn RateLimitStore> = store;
+    Ok((
+        Arc::new(RateLimits::new(limiter, default_quota, overrides)),
+        local,
+    ))
+}
+
+fn spawn_limiter_cleanup(app: AppState, local_buckets: Option<Arc<InProcessRateLimiter>>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             app.auth_limiter.forget_idle();
+            app.rate_limits.forget_idle();
+            if let Some(buckets) = &local_buckets {
+                buckets.forget_idle();
+            }
         }
     });
 }

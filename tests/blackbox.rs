@@ -9,6 +9,8 @@ mod harness;
 
 #[path = "blackbox/architecture.rs"]
 mod architecture;
+#[path = "blackbox/audit_log.rs"]
+mod audit_log;
 #[path = "blackbox/auth.rs"]
 mod auth;
 #[path = "blackbox/builtin_connectors.rs"]
@@ -33,6 +35,8 @@ mod oauth;
 mod ops;
 #[path = "blackbox/protection.rs"]
 mod protection;
+#[path = "blackbox/rate_limits.rs"]
+mod rate_limits;
 #[path = "blackbox/run_events.rs"]
 mod run_events;
 #[path = "blackbox/runs.rs"]

@@ -1,13 +1,19 @@
 //! Authorization: the only code that turns a caller into a `WorkspaceScope`, through
 //! `aos_domain::access::authorize`. Resolvers ask here for a scope and reach workspace
 //! data only through store methods that take it.
+//!
+//! Authorization into a workspace is also where a GraphQL request counts against that
+//! workspace's rate limit (see `limits::charge` for the rule), and where every verdict is
+//! noted for the audit log of the mutation being resolved (see `audit` for the rule).
 
 use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
 use aos_domain::ids::WorkspaceId;
 use aos_domain::ports::ObjectRef;
 use aos_domain::workspace::Role;
 
+use crate::audit;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::charge::count_request;
 use crate::state::AppState;
 
 /// A scope in `workspace_id` for `action`; `NotFound(object)` for outsiders.
@@ -23,13 +29,13 @@ pub async fn scope_in(
         // A token carries its workspace; a stored membership never widens it.
         Principal::ApiToken(_) => None,
     };
-    Ok(authorize(
-        principal,
-        workspace_id,
-        membership,
-        action,
-        object,
-    )?)
+    let verdict = authorize(principal, workspace_id, membership, action, object);
+    audit::note_verdict(principal, workspace_id, &verdict);
+    let scope = verdict?;
+    // Counted only once authorized: an outsider's probes are `NOT_FOUND` and spend no
+    // workspace's budget.
+    count_request(&state.rate_limits, workspace_id).await?;
+    Ok(scope)
 }
 
 /// A scope from a membership the caller has just read or created (the viewer's own list,
@@ -40,13 +46,9 @@ pub fn scope_with_role(
     role: Role,
     action: Action,
 ) -> ApiResult<WorkspaceScope> {
-    Ok(authorize(
-        principal,
-        workspace_id,
-        Some(role),
-        action,
-        "workspace",
-    )?)
+    let verdict = authorize(principal, workspace_id, Some(role), action, "workspace");
+    audit::note_verdict(principal, workspace_id, &verdict);
+    Ok(verdict?)
 }
 
 /// A scope in the workspace that owns `object`, or `NotFound` when the object does not
@@ -63,6 +65,7 @@ pub async fn scope_for(
         .locate(object)
         .await?
         .ok_or_else(|| ApiError::not_found(name))?;
+    audit::note_object(object);
     scope_in(state, principal, workspace_id, action, name).await
 }
 

@@ -2,6 +2,7 @@
 //! workspace scopes through the domain's `authorize`, and reaches data only through the
 //! domain's storage ports.
 
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod config;

@@ -2,8 +2,14 @@
 //! attempts are limited per e-mail address and, ten times more loosely, per client IP, so
 //! one address cannot be guessed at and one host cannot spray many addresses.
 //!
-//! In process for now; the per-workspace request limits of the rate-limit issue move the
-//! buckets to Redis when `REDIS_URL` is set.
+//! These attempt limits stay in process (per node). The request rate limits per workspace
+//! and per client IP, shared through Redis when `REDIS_URL` is set, are the submodules.
+
+pub mod charge;
+pub mod in_process;
+pub mod policy;
+pub mod rate;
+pub mod redis_gcra;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

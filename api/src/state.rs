@@ -17,6 +17,7 @@ use crate::config::ApiConfig;
 use crate::connection_events::ConnectionEventBus;
 use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
+use crate::limits::policy::RateLimits;
 use crate::run_events::RunEventBus;
 
 #[derive(Clone)]
@@ -27,6 +28,8 @@ pub struct Inner {
     pub config: ApiConfig,
     pub keys: SigningKeys,
     pub auth_limiter: AuthLimiter,
+    /// Request rate limits per workspace and, for unauthenticated requests, per client IP.
+    pub rate_limits: Arc<RateLimits>,
     pub workflow_events: WorkflowEventBus,
     pub run_events: RunEventBus,
     /// Tells this node's workers that a run was queued (or asked to cancel), so one picks

@@ -30,10 +30,12 @@ pub enum Action {
     /// Grant or take away the OWNER role.
     ManageOwners,
     DeleteWorkspace,
+    /// Read the workspace's audit log (who did what, from where).
+    ReadAuditLog,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ReadWorkspace,
         Action::ReadMembers,
         Action::ReadWorkflows,
@@ -47,6 +49,7 @@ impl Action {
         Action::ManageApiTokens,
         Action::ManageOwners,
         Action::DeleteWorkspace,
+        Action::ReadAuditLog,
     ];
 
     /// The least role that may perform the action.
@@ -58,9 +61,10 @@ impl Action {
             | Action::ReadRuns
             | Action::ReadConnections => Role::Viewer,
             Action::WriteWorkflows | Action::WriteRuns | Action::UseConnections => Role::Editor,
-            Action::ManageConnections | Action::ManageMembers | Action::ManageApiTokens => {
-                Role::Admin
-            }
+            Action::ManageConnections
+            | Action::ManageMembers
+            | Action::ManageApiTokens
+            | Action::ReadAuditLog => Role::Admin,
             Action::ManageOwners | Action::DeleteWorkspace => Role::Owner,
         }
     }
@@ -80,9 +84,10 @@ impl Action {
                 has(Scope::ConnectionsRead) || has(Scope::ConnectionsWrite)
             }
             Action::ManageConnections => has(Scope::ConnectionsWrite),
-            Action::ReadMembers | Action::ManageMembers | Action::ManageApiTokens => {
-                has(Scope::Admin)
-            }
+            Action::ReadMembers
+            | Action::ManageMembers
+            | Action::ManageApiTokens
+            | Action::ReadAuditLog => has(Scope::Admin),
             Action::ManageOwners | Action::DeleteWorkspace => false,
         }
     }
@@ -290,6 +295,7 @@ mod tests {
                     | Action::ManageApiTokens
                     | Action::ManageOwners
                     | Action::DeleteWorkspace
+                    | Action::ReadAuditLog
             )
         }
         for role in Role::ALL {

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api_token;
+pub mod audit;
 pub mod connection;
 pub mod error;
 pub mod expr;
@@ -15,6 +16,7 @@ pub mod oauth;
 pub mod page;
 pub mod polling;
 pub mod ports;
+pub mod rate_limits;
 pub mod run;
 pub mod user;
 pub mod workflow;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::access::WorkspaceScope;
 use crate::api_token::{ApiToken, ApiTokenName, Scopes};
+use crate::audit::AuditStore;
 use crate::connection::{
     Connection, ConnectionChange, ConnectionEvent, ConnectionTestResult, Credentials,
     NewConnection, SealedConnection, StoredDataKey,
@@ -26,6 +27,7 @@ use crate::journal::{
 use crate::oauth::OAuthStore;
 use crate::page::{Page, PageRequest};
 use crate::polling::PollStore;
+use crate::rate_limits::RateLimitStore;
 use crate::run::{RunId, RunStatus};
 use crate::user::{Email, User, UserCredentials, UserName};
 use crate::workflow::{Definition, NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
@@ -571,6 +573,8 @@ pub trait Store:
     + DataKeyStore
     + PollStore
     + OAuthStore
+    + AuditStore
+    + RateLimitStore
 {
 }
 
@@ -586,7 +590,9 @@ impl<
         + CredentialStore
         + DataKeyStore
         + PollStore
-        + OAuthStore,
+        + OAuthStore
+        + AuditStore
+        + RateLimitStore,
 > Store for T
 {
 }

@@ -14,6 +14,8 @@ mod m20261129_000003_runs;
 mod m20261130_000004_connections;
 mod m20261130_000005_poll_states;
 mod m20261130_000006_oauth;
+mod m20261130_000007_rate_limits;
+mod m20261130_000008_audit_log;
 mod tenancy;
 
 pub use tenancy::{TENANT_ROLE, WORKSPACE_SETTING};
@@ -30,6 +32,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_connections::Migration),
             Box::new(m20261130_000005_poll_states::Migration),
             Box::new(m20261130_000006_oauth::Migration),
+            Box::new(m20261130_000007_rate_limits::Migration),
+            Box::new(m20261130_000008_audit_log::Migration),
         ]
     }
 }

@@ -8,18 +8,24 @@
 //! - `Metrics`: request counts and latency per operation. The label is the operation type
 //!   and its first root field, not the client's operation name: a client-chosen label
 //!   would let anyone grow the metrics without bound.
+//! - `AuditLog`: records every root mutation field in the audit log (`crate::audit`),
+//!   around its resolution, so no mutation can leave itself out.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextResolve,
+    ResolveInfo,
 };
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
-use async_graphql::{Response, ServerError, ServerResult, Variables};
+use async_graphql::{Response, ServerError, ServerResult, Value, Variables};
 
+use crate::audit::{self, Notes, Resolved};
 use crate::error::BAD_USER_INPUT;
+use crate::graphql::RequestCtx;
+use crate::state::AppState;
 
 /// Limits on the shape of a document, checked right after parsing and before
 /// async-graphql's validation: validation and complexity analysis walk every fragment
@@ -285,4 +291,79 @@ fn operation_label(document: &ExecutableDocument) -> String {
             _ => None,
         });
     format!("{kind}.{}", root.unwrap_or("fragment"))
+}
+
+pub struct AuditLog;
+
+impl ExtensionFactory for AuditLog {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(AuditLogExtension {
+            variables: Mutex::new(Variables::default()),
+        })
+    }
+}
+
+struct AuditLogExtension {
+    /// The request's variables, to read ids out of a mutation's `input`.
+    variables: Mutex<Variables>,
+}
+
+#[async_trait::async_trait]
+impl Extension for AuditLogExtension {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        if let Ok(mut kept) = self.variables.lock() {
+            *kept = variables.clone();
+        }
+        next.run(ctx, query, variables).await
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        let is_mutation = info.path_node.parent.is_none()
+            && ctx.schema_env.registry.mutation_type.as_deref() == Some(info.parent_type);
+        let Some(state) = ctx.data_opt::<AppState>().filter(|_| is_mutation) else {
+            return next.run(ctx, info).await;
+        };
+        let action = info.name.to_owned();
+        let return_type = info.return_type.to_owned();
+        let field = info.field;
+        let input = self.input(field);
+        let notes = Notes::default();
+        let result = notes.collect(next.run(ctx, info)).await;
+        let request = ctx.data_opt::<RequestCtx>();
+        audit::record(
+            state,
+            &notes,
+            Resolved {
+                action: &action,
+                return_type: &return_type,
+                field,
+                input,
+                result: &result,
+                principal: request.and_then(|request| request.caller.principal().ok()),
+                client_ip: request.map(|request| request.client_ip),
+            },
+        )
+        .await;
+        result
+    }
+}
+
+impl AuditLogExtension {
+    fn input(&self, field: &async_graphql::parser::types::Field) -> Option<Value> {
+        let raw = field.get_argument("input")?.node.clone();
+        let variables = self.variables.lock().ok()?;
+        raw.into_const_with(|name| variables.get(&name).cloned().ok_or(()))
+            .ok()
+    }
 }

@@ -45,6 +45,7 @@ pub fn build_schema(state: Option<AppState>, limits: GraphqlLimits) -> AppSchema
         max_expanded_fields: limits.max_complexity,
     })
     .extension(extensions::Metrics)
+    .extension(extensions::AuditLog)
     .extension(extensions::ErrorCodes);
     if let Some(state) = state {
         builder = builder.data(state);

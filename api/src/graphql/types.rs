@@ -18,6 +18,7 @@ use super::connection_types::ConnectionObject;
 
 use super::app;
 use super::run_types::{RunConnection, RunObject, RunStatus};
+use crate::audit::graphql::{AuditEventConnection, AuditEventObject, AuditLogFilter};
 use crate::authz::parse_id;
 use crate::error::ApiResult;
 
@@ -249,6 +250,30 @@ impl WorkspaceObject {
             })
             .collect();
         Ok(RunConnection::new(nodes, page.has_next_page))
+    }
+
+    /// Every mutation attempted in the workspace, newest first: who (user or API token),
+    /// what, on which object, from where, and how it ended. ADMIN and above, or a token
+    /// with the ADMIN scope.
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        filter: Option<AuditLogFilter>,
+    ) -> ApiResult<AuditEventConnection> {
+        self.scope.require(Action::ReadAuditLog)?;
+        let after = after
+            .map(|cursor| parse_id(&cursor, "cursor"))
+            .transpose()?;
+        let page = PageRequest::new(first.map(i64::from), after)?;
+        let filter = filter.unwrap_or_default().into_domain()?;
+        let page = app(ctx)?
+            .store
+            .audit_events(&self.scope, &filter, page)
+            .await?;
+        let nodes = page.items.into_iter().map(AuditEventObject).collect();
+        Ok(AuditEventConnection::new(nodes, page.has_next_page))
     }
 
     /// Ordered by name. Never a secret.

@@ -11,10 +11,14 @@ use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use aos_domain::access::Principal;
+
 use super::HttpState;
-use crate::auth::authn::authenticate;
+use super::too_many::graphql_refusal;
+use crate::auth::authn::{Caller, authenticate};
 use crate::error::{ApiError, BAD_USER_INPUT};
 use crate::graphql::RequestCtx;
+use crate::limits::charge::RequestTally;
 
 pub async fn post(
     State(state): State<HttpState>,
@@ -46,11 +50,13 @@ pub async fn post(
             &format!("a batch holds 1 to {max_batch} operations"),
         );
     }
-    let ctx = match request_ctx(&state, &headers, peer).await {
-        Ok(ctx) => ctx,
+    let (ctx, tally) = match request_ctx(&state, &headers, peer).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let response = state.schema.execute_batch(batch.data(ctx)).await;
+    let response = tally
+        .scope(state.schema.execute_batch(batch.data(ctx)))
+        .await;
     json_response(&response)
 }
 
@@ -89,11 +95,11 @@ pub async fn get(
             "only queries may be sent with GET; send mutations and subscriptions with POST or WebSocket",
         );
     }
-    let ctx = match request_ctx(&state, &headers, peer).await {
-        Ok(ctx) => ctx,
+    let (ctx, tally) = match request_ctx(&state, &headers, peer).await {
+        Ok(admitted) => admitted,
         Err(response) => return response,
     };
-    let response = state.schema.execute(request.data(ctx)).await;
+    let response = tally.scope(state.schema.execute(request.data(ctx))).await;
     json_response(&response)
 }
 
@@ -126,19 +132,44 @@ fn parse_get_request(query: &str) -> Result<Request, String> {
     Ok(request)
 }
 
+/// Who sent the request, and its rate-limit tally. Counted here, before GraphQL runs (a
+/// refusal is HTTP 429): an API token's request against the token's workspace, a request
+/// without valid credentials against its client IP. A user's request counts later,
+/// against each workspace it is authorized in.
 async fn request_ctx(
     state: &HttpState,
     headers: &HeaderMap,
     peer: SocketAddr,
-) -> Result<RequestCtx, Response> {
+) -> Result<(RequestCtx, RequestTally), Response> {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match authenticate(&state.app, authorization).await {
-        Ok(caller) => Ok(RequestCtx {
-            caller,
-            client_ip: peer.ip(),
-        }),
+        Ok(caller) => {
+            let limits = &state.app.rate_limits;
+            let tally = match &caller {
+                Caller::Authenticated(Principal::ApiToken(token)) => {
+                    limits
+                        .check_workspace(token.workspace_id)
+                        .await
+                        .map_err(graphql_refusal)?;
+                    RequestTally::counted(token.workspace_id)
+                }
+                Caller::Authenticated(Principal::User(_)) => RequestTally::default(),
+                Caller::Anonymous | Caller::Rejected(_) => {
+                    limits
+                        .check_client_ip(peer.ip())
+                        .await
+                        .map_err(graphql_refusal)?;
+                    RequestTally::default()
+                }
+            };
+            let ctx = RequestCtx {
+                caller,
+                client_ip: peer.ip(),
+            };
+            Ok((ctx, tally))
+        }
         Err(error) => {
             let error: async_graphql::Error = error.into();
             Err(json_response(&async_graphql::Response::from_errors(vec![

@@ -12,13 +12,18 @@
 //!
 //! Unknown keys and inactive workflows are both 404: a key is a secret, and a probe must
 //! not learn which keys exist.
+//!
+//! Every call counts against a rate limit before anything else is done: a known key's
+//! against its workflow's workspace, an unknown key's against the caller's IP. Over the
+//! limit: 429 with `Retry-After`, and no run.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
@@ -34,6 +39,7 @@ use aos_domain::workflow::Definition;
 use aos_domain::workflow::node_types::{HttpMethod, NodeKind, NodeType, WebhookResponse};
 
 use super::HttpState;
+use super::too_many::webhook_refusal;
 use crate::error::ApiError;
 
 /// How long `onCompletion` holds the caller's request before answering 202.
@@ -48,6 +54,7 @@ const DROPPED_HEADERS: [&str; 4] = [
 
 pub async fn hook(
     State(state): State<HttpState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(key): Path<String>,
     method: Method,
     RawQuery(query): RawQuery,
@@ -57,9 +64,18 @@ pub async fn hook(
     let app = &state.app;
     let target = match app.store.webhook_target(&key).await {
         Ok(Some(target)) if target.active => target,
-        Ok(_) => return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook"),
+        Ok(_) => {
+            // A key guesser spends its own address's budget, not a workspace's.
+            if let Err(refusal) = app.rate_limits.check_client_ip(peer.ip()).await {
+                return webhook_refusal(refusal);
+            }
+            return refuse(StatusCode::NOT_FOUND, "no active workflow has this webhook");
+        }
         Err(error) => return internal(error),
     };
+    if let Err(refusal) = app.rate_limits.check_workspace(target.workspace_id).await {
+        return webhook_refusal(refusal);
+    }
     let Ok(definition) =
         app.definitions
             .get(target.workflow_id, target.version, &target.definition)

@@ -11,6 +11,7 @@ mod graphql;
 mod hooks;
 mod oauth_callback;
 mod ops;
+mod too_many;
 mod ws_route;
 
 use axum::Router;

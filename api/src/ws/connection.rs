@@ -21,6 +21,7 @@ use super::{
     close::CloseReason,
     protocol::{ClientMessage, ServerMessage, coded_error, parse_client_message},
 };
+use crate::limits::charge::RequestTally;
 
 /// WebSocket-level pings (answered by every client's WebSocket layer, browsers included)
 /// keep idle sockets alive through proxies that cut connections silent for 60 s.
@@ -243,6 +244,9 @@ impl<E: Executor> Connection<E> {
         let responses = self
             .executor
             .execute_stream(request, Some(Arc::clone(session)));
+        // A subscription starts (and is authorized) as its stream is first polled; its
+        // own tally makes that start count once per workspace, and its later events not.
+        let responses = Box::pin(RequestTally::default().scope_stream(responses));
         self.operations.insert(id, operation_events(responses));
         Ok(())
     }

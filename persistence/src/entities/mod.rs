@@ -4,11 +4,13 @@
 //! (`crate::convert`) at the edge; behaviour belongs in `crate::repo`, not here.
 
 pub mod api_tokens;
+pub mod audit_events;
 pub mod connections;
 pub mod data_keys;
 pub mod members;
 pub mod oauth_authorizations;
 pub mod poll_states;
+pub mod rate_limits;
 pub mod refresh_tokens;
 pub mod run_events;
 pub mod run_steps;

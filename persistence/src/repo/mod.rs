@@ -8,11 +8,13 @@
 //! `data_keys` run as that role too, and filter by the workspace wherever they act for one.
 
 mod access;
+mod audit;
 mod connections;
 mod data_keys;
 mod oauth;
 mod poll_states;
 mod queue;
+mod rate_limits;
 pub(crate) mod run_batch;
 mod runs;
 mod sessions;

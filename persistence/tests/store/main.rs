@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod connections;
 mod data_keys;
 mod isolation;
