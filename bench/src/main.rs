@@ -1,10 +1,12 @@
-//! `aos-bench`: benchmarks of the run engine, the webhook round trip and live run events.
-//! Figures, and the commands that produced them, are in docs/benchmarks.md.
+//! `aos-bench`: benchmarks of the run engine, the webhook round trip, live run events and
+//! the cost of using a connection. Figures, and the commands that produced them, are in
+//! docs/benchmarks.md.
 //!
-//! Run in release mode (`cargo run --release -p aos-bench -- <command>`); the webhook and
-//! subscriber benchmarks start the release binary, so build it first
+//! Run in release mode (`cargo run --release -p aos-bench -- <command>`); the webhook,
+//! subscriber and connection benchmarks start the release binary, so build it first
 //! (`cargo build --release --bin automationos`).
 
+mod connections_bench;
 mod database;
 mod engine_bench;
 mod null_queue;
@@ -82,6 +84,30 @@ enum Command {
         pairs: usize,
         #[arg(long, default_value_t = 200)]
         delay_ms: u64,
+    },
+    /// (d) What using a connection costs: the vault and the redactor in memory, opening a
+    /// connection through storage, and an `http.request` step without and with one.
+    Connections {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// In-memory operations timed, of each kind.
+        #[arg(long, default_value_t = 100_000)]
+        operations: usize,
+        /// Sequential opens through storage, of each port (16 callers do four times as many).
+        #[arg(long, default_value_t = 10_000)]
+        opens: usize,
+        #[arg(long, default_value_t = 16)]
+        callers: usize,
+        /// Sequential runs of each workflow (after a warm-up), taking turns.
+        #[arg(long, default_value_t = 2_000)]
+        runs: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Runs of each workflow by `clients` concurrent clients.
+        #[arg(long, default_value_t = 4_000)]
+        concurrent_runs: usize,
     },
 }
 
@@ -173,6 +199,30 @@ fn main() -> anyhow::Result<()> {
                     first_delay_ms,
                     pairs,
                     delay_ms,
+                })
+                .await
+            }
+            Command::Connections {
+                target,
+                server,
+                operations,
+                opens,
+                callers,
+                runs,
+                clients,
+                concurrent_runs,
+            } => {
+                connections_bench::run(connections_bench::ConnectionsBench {
+                    backend: target.backend,
+                    postgres_server: target.postgres_server,
+                    binary: server.binary,
+                    server_env: server.server_env,
+                    operations,
+                    opens,
+                    callers,
+                    runs,
+                    clients,
+                    concurrent_runs,
                 })
                 .await
             }

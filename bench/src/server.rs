@@ -42,7 +42,11 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&database.data_dir)
-            .env("AOS_AUTH_ATTEMPTS_PER_MINUTE", "10000");
+            .env("AOS_AUTH_ATTEMPTS_PER_MINUTE", "10000")
+            // The benchmarks measure the engine and the API, not the per-workspace request
+            // limit (whose default would refuse them); `--server-env` can turn it back on
+            // to measure what it costs.
+            .env("AOS_RATE_LIMIT_RPS", "0");
         if let Some(url) = database.server_database_url() {
             command.arg("--database-url").arg(url);
         }
