@@ -259,6 +259,28 @@ pub struct ServeArgs {
     #[arg(long, env = "AOS_WS_MAX_SUBSCRIPTIONS", default_value_t = 50)]
     pub ws_max_subscriptions: usize,
 
+    /// Most live subscriptions on this node, all workspaces together. Per node: a cluster
+    /// of N nodes admits N times as many.
+    #[arg(
+        long,
+        env = "AOS_WS_MAX_SUBSCRIPTIONS_PER_NODE",
+        default_value_t = 10_000
+    )]
+    pub ws_max_subscriptions_per_node: usize,
+
+    /// Most live subscriptions of one workspace on this node.
+    #[arg(
+        long,
+        env = "AOS_WS_MAX_SUBSCRIPTIONS_PER_WORKSPACE",
+        default_value_t = 500
+    )]
+    pub ws_max_subscriptions_per_workspace: usize,
+
+    /// A WebSocket that holds no subscription this long is closed (code 4410), in
+    /// milliseconds.
+    #[arg(long, env = "AOS_WS_IDLE_TIMEOUT_MS", default_value_t = 300_000)]
+    pub ws_idle_timeout_ms: u64,
+
     /// For tests only: every polling trigger polls this often (in milliseconds) instead
     /// of every `intervalSeconds`, whose 15 s minimum is too slow for a test to wait for.
     #[arg(long, env = "AOS_POLL_INTERVAL_OVERRIDE_MS", hide = true)]

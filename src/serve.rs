@@ -20,6 +20,7 @@ use aos_api::limits::policy::RateLimits;
 use aos_api::limits::rate::WorkspaceRateLimiter;
 use aos_api::limits::redis_gcra::RedisRateLimiter;
 use aos_api::state::{AppState, Inner};
+use aos_api::ws::SubscriptionSlots;
 use aos_connectors::Registry;
 use aos_connectors::http::HttpPolicy;
 use aos_connectors::oauth::{BackgroundRefresher, OAuthFlows, RefreshTiming, RefreshingSecrets};
@@ -127,6 +128,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         rate_limits: Arc::clone(&rate_limits),
         workflow_events: WorkflowEventBus::for_redis_url(args.database.redis_url.as_deref())?,
         run_events,
+        subscription_slots: SubscriptionSlots::new(
+            config.ws_max_subscriptions_per_node,
+            config.ws_max_subscriptions_per_workspace,
+        ),
         wake_workers,
         // An API-only node (no workers) executes no runs, not even in place.
         run_now: (args.runs_in_place > 0 && args.engine.workers > 0).then(|| {
@@ -205,6 +210,9 @@ fn api_config(args: &ServeArgs, address: SocketAddr) -> ApiConfig {
         },
         ws_init_timeout: Duration::from_millis(args.ws_init_timeout_ms),
         ws_max_subscriptions: args.ws_max_subscriptions,
+        ws_max_subscriptions_per_node: args.ws_max_subscriptions_per_node,
+        ws_max_subscriptions_per_workspace: args.ws_max_subscriptions_per_workspace,
+        ws_idle_timeout: Duration::from_millis(args.ws_idle_timeout_ms),
     }
 }
 

@@ -45,6 +45,8 @@ mod runs;
 mod schedules;
 #[path = "blackbox/stall.rs"]
 mod stall;
+#[path = "blackbox/subscription_limits.rs"]
+mod subscription_limits;
 #[path = "blackbox/tokens.rs"]
 mod tokens;
 #[path = "blackbox/validation.rs"]

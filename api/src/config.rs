@@ -12,7 +12,14 @@ pub struct ApiConfig {
     pub refresh_token_ttl: Duration,
     pub graphql: GraphqlLimits,
     pub ws_init_timeout: Duration,
+    /// Per socket.
     pub ws_max_subscriptions: usize,
+    /// Live subscriptions on this node, all workspaces together (not cluster-wide).
+    pub ws_max_subscriptions_per_node: usize,
+    /// Live subscriptions of one workspace on this node (not cluster-wide).
+    pub ws_max_subscriptions_per_workspace: usize,
+    /// How long a socket may hold no subscription before it is closed.
+    pub ws_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +46,9 @@ impl Default for ApiConfig {
             },
             ws_init_timeout: Duration::from_secs(10),
             ws_max_subscriptions: 50,
+            ws_max_subscriptions_per_node: 10_000,
+            ws_max_subscriptions_per_workspace: 500,
+            ws_idle_timeout: Duration::from_secs(300),
         }
     }
 }

@@ -45,14 +45,15 @@ impl ApiError {
     }
 
     pub fn rate_limited(retry_after_ms: u64) -> Self {
-        Self(
-            async_graphql::Error::new("too many attempts; try again later").extend_with(
-                |_, ext| {
-                    ext.set("code", RATE_LIMITED);
-                    ext.set("retryAfterMs", retry_after_ms);
-                },
-            ),
-        )
+        Self::over_limit("too many attempts; try again later", retry_after_ms)
+    }
+
+    /// `RATE_LIMITED` with a message saying which limit refused.
+    pub fn over_limit(message: impl Into<String>, retry_after_ms: u64) -> Self {
+        Self(async_graphql::Error::new(message).extend_with(|_, ext| {
+            ext.set("code", RATE_LIMITED);
+            ext.set("retryAfterMs", retry_after_ms);
+        }))
     }
 
     /// Logs the detail and returns a message that reveals nothing.

@@ -19,6 +19,7 @@ use crate::events::WorkflowEventBus;
 use crate::limits::AuthLimiter;
 use crate::limits::policy::RateLimits;
 use crate::run_events::RunEventBus;
+use crate::ws::SubscriptionSlots;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -32,6 +33,8 @@ pub struct Inner {
     pub rate_limits: Arc<RateLimits>,
     pub workflow_events: WorkflowEventBus,
     pub run_events: RunEventBus,
+    /// Caps on the live subscriptions of this node, in all and per workspace.
+    pub subscription_slots: SubscriptionSlots,
     /// Tells this node's workers that a run was queued (or asked to cancel), so one picks
     /// it up without waiting for its next poll.
     pub wake_workers: Arc<dyn Fn() + Send + Sync>,

@@ -1,6 +1,7 @@
 //! Subscriptions. Each one is authorized when it starts and again before every event it
 //! delivers, so a member who is removed stops receiving at once: they get one error and
-//! the subscription completes.
+//! the subscription completes. Once authorized, each takes a slot under this node's caps
+//! (`ws::SubscriptionSlots`) that its stream holds until it ends.
 
 use async_graphql::{Context, Enum, ID, Object, Subscription as SubscriptionRoot};
 use futures::Stream;
@@ -147,7 +148,7 @@ impl Subscription {
         let state = app(ctx)?.clone();
         let principal = request(ctx)?.caller.principal()?.clone();
         let run_id: RunId = parse_id(&run_id, "run")?;
-        scope_for(
+        let scope = scope_for(
             &state,
             &principal,
             ObjectRef::Run(run_id),
@@ -155,12 +156,13 @@ impl Subscription {
             "run",
         )
         .await?;
-        Ok(run_streams::run_events(
+        let slot = state.subscription_slots.acquire(scope.workspace_id())?;
+        Ok(slot.hold(run_streams::run_events(
             state,
             principal,
             run_id,
             i64::from(after_seq.unwrap_or(0)),
-        ))
+        )))
     }
 
     /// The workspace's runs, each time one is queued, starts or finishes.
@@ -171,7 +173,8 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<RunObject>> + use<>, ApiError> {
         let (state, principal, workspace_id) =
             allowed_in_workspace(ctx, &workspace_id, Action::ReadRuns).await?;
-        Ok(run_streams::workspace_runs(state, principal, workspace_id))
+        let slot = state.subscription_slots.acquire(workspace_id)?;
+        Ok(slot.hold(run_streams::workspace_runs(state, principal, workspace_id)))
     }
 
     /// Live changes to the workspace's workflows.
@@ -182,6 +185,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<WorkflowEventObject>> + use<>, ApiError> {
         let (state, principal, workspace_id) =
             allowed_in_workspace(ctx, &workspace_id, Action::ReadWorkflows).await?;
+        let slot = state.subscription_slots.acquire(workspace_id)?;
         let events = BroadcastStream::new(state.workflow_events.subscribe());
         let stream = events
             .filter(move |event| match event {
@@ -199,7 +203,7 @@ impl Subscription {
                     Ok(WorkflowEventObject { event, scope })
                 }
             });
-        Ok(until_first_error(stream))
+        Ok(slot.hold(until_first_error(stream)))
     }
 
     /// Live changes to the workspace's connections: created, changed, deleted, revoked,
@@ -212,6 +216,7 @@ impl Subscription {
     ) -> Result<impl Stream<Item = ApiResult<ConnectionEventObject>> + use<>, ApiError> {
         let (state, principal, workspace_id) =
             allowed_in_workspace(ctx, &workspace_id, Action::ReadConnections).await?;
+        let slot = state.subscription_slots.acquire(workspace_id)?;
         let events = BroadcastStream::new(state.connection_events.subscribe());
         let stream = events
             .filter(move |event| match event {
@@ -229,7 +234,7 @@ impl Subscription {
                     Ok(ConnectionEventObject { event, scope })
                 }
             });
-        Ok(until_first_error(stream))
+        Ok(slot.hold(until_first_error(stream)))
     }
 }
 

@@ -47,6 +47,7 @@ pub fn upgrade(
     let limits = WsLimits {
         init_timeout: state.app.config.ws_init_timeout,
         max_subscriptions: state.app.config.ws_max_subscriptions,
+        idle_timeout: state.app.config.ws_idle_timeout,
         max_message_bytes: state.app.config.max_body_bytes,
     };
     let init: Arc<dyn ConnectionInit> = Arc::new(SocketAuth {

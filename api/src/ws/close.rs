@@ -1,5 +1,7 @@
 //! Why the server closes a socket: the close codes of `graphql-transport-ws`, used for the
-//! legacy protocol too (its clients only see that the socket closed).
+//! legacy protocol too (its clients only see that the socket closed). One code is our
+//! own, in the 4000-4999 range RFC 6455 leaves to applications: 4410 "Idle timeout", for a
+//! socket that held no operation for `WsLimits::idle_timeout` (reconnect when needed).
 //!
 //! A close reason is at most 123 bytes (RFC 6455 §5.5), so reasons built from client
 //! input are cut at a character boundary instead of failing the close frame.
@@ -44,6 +46,10 @@ impl CloseReason {
 
     pub(super) fn init_timeout() -> Self {
         Self::new(4408, "Connection initialisation timeout")
+    }
+
+    pub(super) fn idle_timeout() -> Self {
+        Self::new(4410, "Idle timeout")
     }
 
     pub(super) fn subscriber_exists(id: &str) -> Self {

@@ -1,5 +1,6 @@
 //! The per-socket state machine: one loop selects over the client's next message, the
-//! next event of any active operation, the initialisation deadline and the keepalive.
+//! next event of any active operation, the initialisation deadline, the idle deadline
+//! and the keepalive.
 //!
 //! Each branch's handler runs to completion (including its one send) before the next
 //! select, so writes are naturally backpressured: a client that stops reading stops its
@@ -30,7 +31,7 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for the client to answer our close frame before dropping TCP.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Used when `init_timeout` is too large to add to the clock: effectively no deadline.
+/// Used when a timeout is too large to add to the clock: effectively no deadline.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Why the loop ended, which decides how the socket is shut down.
@@ -60,6 +61,9 @@ pub(super) struct Connection<E> {
     init: Arc<dyn ConnectionInit>,
     limits: WsLimits,
     init_deadline: Instant,
+    /// When the acknowledged socket is closed for holding no operation; set at the
+    /// acknowledgement and moved on as the last operation ends.
+    idle_deadline: Instant,
     init_received: bool,
     /// `Some` once the socket is acknowledged.
     session: Option<Arc<Data>>,
@@ -73,16 +77,15 @@ impl<E: Executor> Connection<E> {
         init: Arc<dyn ConnectionInit>,
         limits: WsLimits,
     ) -> Self {
-        let now = Instant::now();
-        let init_deadline = now
-            .checked_add(limits.init_timeout)
-            .unwrap_or_else(|| now + FAR_FUTURE);
+        let init_deadline = deadline_after(limits.init_timeout);
+        let idle_deadline = deadline_after(limits.idle_timeout);
         Self {
             protocol,
             executor,
             init,
             limits,
             init_deadline,
+            idle_deadline,
             init_received: false,
             session: None,
             operations: StreamMap::new(),
@@ -99,6 +102,8 @@ impl<E: Executor> Connection<E> {
     async fn drive(&mut self, socket: &mut WebSocket) -> Stop {
         let init_deadline = sleep_until(self.init_deadline);
         tokio::pin!(init_deadline);
+        let idle_deadline = sleep_until(self.idle_deadline);
+        tokio::pin!(idle_deadline);
         let mut keepalive = interval_at(Instant::now() + KEEPALIVE_INTERVAL, KEEPALIVE_INTERVAL);
         keepalive.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
@@ -108,6 +113,11 @@ impl<E: Executor> Connection<E> {
                 () = &mut init_deadline, if self.session.is_none() => {
                     Err(Stop::Close(CloseReason::init_timeout()))
                 }
+                // Until the acknowledgement the init deadline alone applies, so an
+                // unauthenticated socket is always told 4408.
+                () = &mut idle_deadline, if self.session.is_some() && self.operations.is_empty() => {
+                    Err(Stop::Close(CloseReason::idle_timeout()))
+                }
                 Some((id, event)) = self.operations.next(), if !self.operations.is_empty() => {
                     self.on_operation_event(socket, id, event).await
                 }
@@ -115,6 +125,9 @@ impl<E: Executor> Connection<E> {
             };
             if let Err(stop) = step {
                 return stop;
+            }
+            if idle_deadline.deadline() != self.idle_deadline {
+                idle_deadline.as_mut().reset(self.idle_deadline);
             }
         }
     }
@@ -172,7 +185,7 @@ impl<E: Executor> Connection<E> {
             }
             ClientMessage::Complete { id } => {
                 // Stopping an unknown or already finished operation is a harmless race.
-                self.operations.remove(&id);
+                self.end_operation(&id);
                 Ok(())
             }
             ClientMessage::Terminate => Err(Stop::Close(CloseReason::normal())),
@@ -209,6 +222,7 @@ impl<E: Executor> Connection<E> {
             }
             Ok(Ok(Ok(data))) => {
                 self.session = Some(Arc::new(data));
+                self.idle_deadline = deadline_after(self.limits.idle_timeout);
                 self.send_message(socket, ServerMessage::ConnectionAck)
                     .await
             }
@@ -266,7 +280,7 @@ impl<E: Executor> Connection<E> {
                     && !response.errors.is_empty()
                     && response.data == Value::Null;
                 if refused {
-                    self.operations.remove(&id);
+                    self.end_operation(&id);
                     let errors = &response.errors;
                     self.send_message(socket, ServerMessage::Error { id: &id, errors })
                         .await
@@ -278,7 +292,7 @@ impl<E: Executor> Connection<E> {
             }
             OperationEvent::Panicked => {
                 tracing::error!(operation.id = %id, "GraphQL operation panicked");
-                self.operations.remove(&id);
+                self.end_operation(&id);
                 let errors = &[coded_error("Internal server error", "INTERNAL")];
                 self.send_message(socket, ServerMessage::Error { id: &id, errors })
                     .await
@@ -286,10 +300,18 @@ impl<E: Executor> Connection<E> {
             OperationEvent::Finished => {
                 // Removed now, not when the map next polls the exhausted stream, so the
                 // client may reuse the id as soon as it reads `complete`.
-                self.operations.remove(&id);
+                self.end_operation(&id);
                 self.send_message(socket, ServerMessage::Complete { id: &id })
                     .await
             }
+        }
+    }
+
+    /// Drops operation `id` (with whatever it holds, such as its subscription slot); the
+    /// idle clock starts again when it was the last one.
+    fn end_operation(&mut self, id: &str) {
+        if self.operations.remove(id).is_some() && self.operations.is_empty() {
+            self.idle_deadline = deadline_after(self.limits.idle_timeout);
         }
     }
 
@@ -313,6 +335,11 @@ async fn send_message(
         Stop::Close(CloseReason::internal())
     })?;
     send(socket, Message::Text(text.into())).await
+}
+
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + FAR_FUTURE)
 }
 
 /// Tags each response with whether it is the operation's first, turns a panic into an

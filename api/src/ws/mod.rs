@@ -7,6 +7,9 @@
 //!   `max_subscriptions` operation streams and one outgoing message at a time.
 //! - The socket is acknowledged within `init_timeout` of opening (the client's
 //!   `connection_init` *and* the [`ConnectionInit`] check), or it is closed with 4408.
+//! - An acknowledged socket that holds no operation for `idle_timeout` (from the
+//!   acknowledgement, or from its last operation's end) is closed with 4410; pings do not
+//!   count as activity.
 //! - No operation runs before the acknowledgement, and every operation sees the
 //!   [`async_graphql::Data`] that [`ConnectionInit`] returned for this socket.
 //! - Whatever ends the socket (client close, protocol violation, network error), every
@@ -17,6 +20,7 @@
 mod close;
 mod connection;
 mod protocol;
+mod slots;
 mod upgrade;
 
 #[cfg(test)]
@@ -28,6 +32,7 @@ use async_graphql::{Data, Executor};
 use axum::extract::ws::WebSocket;
 
 pub use async_graphql::http::WebSocketProtocols;
+pub use slots::{Held, SlotRefused, SubscriptionSlot, SubscriptionSlots};
 pub use upgrade::{GraphQLWsRejection, GraphQLWsUpgrade};
 
 /// Per-socket limits; each protects the server from one misbehaving client.
@@ -37,6 +42,8 @@ pub struct WsLimits {
     pub init_timeout: Duration,
     /// Operations (subscriptions, and queries still running) active at once on one socket.
     pub max_subscriptions: usize,
+    /// Time a socket may hold no operation before it is closed (4410).
+    pub idle_timeout: Duration,
     /// Largest accepted client message, in bytes (close 4400 above it).
     pub max_message_bytes: usize,
 }

@@ -32,6 +32,7 @@ const READ_DEADLINE: Duration = Duration::from_secs(5);
 pub(super) const LIMITS: WsLimits = WsLimits {
     init_timeout: Duration::from_millis(300),
     max_subscriptions: 2,
+    idle_timeout: Duration::from_secs(2),
     max_message_bytes: 1024,
 };
 

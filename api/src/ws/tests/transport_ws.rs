@@ -351,3 +351,37 @@ async fn panicking_operation_ends_with_internal_error_and_the_socket_stays_usabl
         json_msg(json!({"type": "next", "id": "q", "payload": {"data": {"hello": "world"}}}))
     );
 }
+
+#[tokio::test]
+async fn socket_without_operations_is_closed_4410_after_the_idle_timeout() {
+    let server = spawn_server().await;
+    let mut client = Client::acknowledged(&server, PROTOCOL).await;
+    client.send(subscribe("q", "{ hello }")).await;
+    assert_eq!(
+        client.recv().await,
+        json_msg(json!({"type": "next", "id": "q", "payload": {"data": {"hello": "world"}}}))
+    );
+    assert_eq!(
+        client.recv().await,
+        json_msg(json!({"type": "complete", "id": "q"}))
+    );
+
+    // Protocol pings are not activity: the socket still holds nothing.
+    client.send(json!({"type": "ping"})).await;
+    assert_eq!(client.recv().await, json_msg(json!({"type": "pong"})));
+
+    assert_eq!(client.recv().await, close(4410, "Idle timeout"));
+}
+
+#[tokio::test]
+async fn socket_holding_a_subscription_outlives_the_idle_timeout() {
+    let server = spawn_server().await;
+    let mut client = Client::acknowledged(&server, PROTOCOL).await;
+    client.send(subscribe("a", "subscription { idle }")).await;
+    assert!(eventually(|| server.live.count() == 1).await);
+
+    client.assert_silent_for(Duration::from_secs(3)).await;
+
+    client.send(json!({"type": "complete", "id": "a"})).await;
+    assert_eq!(client.recv().await, close(4410, "Idle timeout"));
+}
