@@ -12,99 +12,30 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
 use aos_domain::connection::{ConnectionEvent, ConnectionEventKind, ConnectionStatus};
 use aos_domain::ids::{ConnectionId, WorkspaceId};
 use aos_domain::ports::ConnectionEventSink;
 
-use crate::redis_fanout::RedisFanout;
+use crate::live_bus::{LiveBus, WireForm};
 
 /// The Redis channel the nodes of a cluster share for connection changes.
 pub const CONNECTION_EVENTS_CHANNEL: &str = "aos:connection-events";
 
-pub struct ConnectionEventBus {
-    local: broadcast::Sender<ConnectionEvent>,
-    /// The other nodes, through Redis; `None` without Redis.
-    remote: Option<RedisFanout<WireEvent>>,
-}
-
-impl ConnectionEventBus {
-    /// A slow subscriber that falls more than this far behind misses events (and is told).
-    const CAPACITY: usize = 1024;
-    /// Changes waiting for Redis: beyond this, they are dropped for the other nodes rather
-    /// than holding up whoever made them.
-    const REDIS_BACKLOG: usize = 1024;
-
-    /// A bus local to this process.
-    pub fn new() -> Self {
-        Self {
-            local: broadcast::channel(Self::CAPACITY).0,
-            remote: None,
-        }
-    }
-
-    /// A bus shared with every node that uses the same Redis and `channel`. Connection
-    /// problems are logged and retried in the background.
-    pub fn with_redis(url: &str, channel: &str) -> Result<Self, redis::RedisError> {
-        let local = broadcast::channel(Self::CAPACITY).0;
-        let others = local.clone();
-        let remote = RedisFanout::start(
-            url,
-            channel,
-            "connection events",
-            Self::REDIS_BACKLOG,
-            move |wire: WireEvent| {
-                if let Some(event) = wire.into_event() {
-                    // No subscribers is not an error.
-                    let _ = others.send(event);
-                }
-            },
-        )?;
-        Ok(Self {
-            local,
-            remote: Some(remote),
-        })
-    }
-
-    /// The bus of a node: shared on [`CONNECTION_EVENTS_CHANNEL`] when a Redis URL is
-    /// configured, else local.
-    pub fn for_redis_url(redis_url: Option<&str>) -> Result<Self, redis::RedisError> {
-        match redis_url.filter(|url| !url.trim().is_empty()) {
-            Some(url) => Self::with_redis(url, CONNECTION_EVENTS_CHANNEL),
-            None => Ok(Self::new()),
-        }
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<ConnectionEvent> {
-        self.local.subscribe()
-    }
-}
-
-impl Default for ConnectionEventBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The `connectionEvents` bus: local, or shared on [`CONNECTION_EVENTS_CHANNEL`]
+/// ([`LiveBus::for_redis_url`]).
+pub type ConnectionEventBus = LiveBus<WireEvent>;
 
 impl ConnectionEventSink for ConnectionEventBus {
     fn publish(&self, event: ConnectionEvent) {
-        if let Some(remote) = &self.remote
-            && !remote.publish(vec![WireEvent::from(&event)])
-        {
-            tracing::warn!(
-                "the Redis publisher is behind; subscribers on other nodes miss this connection change"
-            );
-        }
-        // No subscribers is not an error.
-        let _ = self.local.send(event);
+        LiveBus::publish(self, event);
     }
 }
 
 /// An event on the Redis channel; its kind and status are checked again on the way in.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEvent {
+pub struct WireEvent {
     workspace_id: WorkspaceId,
     connection_id: ConnectionId,
     kind: String,
@@ -113,8 +44,12 @@ struct WireEvent {
     message: String,
 }
 
-impl From<&ConnectionEvent> for WireEvent {
-    fn from(event: &ConnectionEvent) -> Self {
+impl WireForm for WireEvent {
+    type Event = ConnectionEvent;
+    const CHANNEL: &'static str = CONNECTION_EVENTS_CHANNEL;
+    const TOPIC: &'static str = "connection events";
+
+    fn from_event(event: &ConnectionEvent) -> Self {
         Self {
             workspace_id: event.workspace_id,
             connection_id: event.connection_id,
@@ -124,9 +59,7 @@ impl From<&ConnectionEvent> for WireEvent {
             message: event.message.clone(),
         }
     }
-}
 
-impl WireEvent {
     fn into_event(self) -> Option<ConnectionEvent> {
         Some(ConnectionEvent {
             workspace_id: self.workspace_id,
@@ -146,9 +79,9 @@ mod tests {
     use chrono::Utc;
 
     use super::{ConnectionEventBus, WireEvent};
+    use crate::live_bus::WireForm;
     use aos_domain::connection::{ConnectionEvent, ConnectionEventKind, ConnectionStatus};
     use aos_domain::ids::{ConnectionId, WorkspaceId};
-    use aos_domain::ports::ConnectionEventSink;
 
     fn needs_reauth() -> ConnectionEvent {
         ConnectionEvent {
@@ -168,7 +101,7 @@ mod tests {
                 kind,
                 ..needs_reauth()
             };
-            let payload = serde_json::to_string(&WireEvent::from(&sent)).expect("serializes");
+            let payload = serde_json::to_string(&WireEvent::from_event(&sent)).expect("serializes");
             let received = serde_json::from_str::<WireEvent>(&payload)
                 .expect("deserializes")
                 .into_event();
@@ -178,7 +111,7 @@ mod tests {
 
     #[test]
     fn an_unknown_kind_from_another_version_is_dropped() {
-        let mut wire = WireEvent::from(&needs_reauth());
+        let mut wire = WireEvent::from_event(&needs_reauth());
         wire.kind = "CONNECTION_TELEPORTED".into();
         assert_eq!(wire.into_event(), None);
     }
@@ -191,8 +124,8 @@ mod tests {
             return;
         };
         let channel = format!("aos:test:{}", uuid::Uuid::new_v4().simple());
-        let worker = ConnectionEventBus::with_redis(&url, &channel).expect("worker's bus");
-        let api = ConnectionEventBus::with_redis(&url, &channel).expect("API node's bus");
+        let worker = ConnectionEventBus::shared(&url, &channel).expect("worker's bus");
+        let api = ConnectionEventBus::shared(&url, &channel).expect("API node's bus");
         let sent = needs_reauth();
         let mut on_api = api.subscribe();
 

@@ -13,12 +13,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
 use aos_domain::ids::{WorkflowId, WorkspaceId};
 use aos_domain::workflow::{Workflow, WorkflowDescription, WorkflowName};
 
-use crate::redis_fanout::RedisFanout;
+use crate::live_bus::{LiveBus, WireForm};
 
 /// The Redis channel the nodes of a cluster share for workflow changes.
 pub const WORKFLOW_EVENTS_CHANNEL: &str = "aos:workflow-events";
@@ -42,88 +41,15 @@ pub struct WorkflowEvent {
     pub workflow: Option<Workflow>,
 }
 
-pub struct WorkflowEventBus {
-    local: broadcast::Sender<WorkflowEvent>,
-    /// The other nodes, through Redis; `None` without Redis.
-    remote: Option<RedisFanout<WireEvent>>,
-}
-
-impl WorkflowEventBus {
-    /// A slow subscriber that falls more than this far behind misses events (and is told).
-    const CAPACITY: usize = 1024;
-    /// Changes waiting for Redis: beyond this, they are dropped for the other nodes rather
-    /// than holding up the requests that made them.
-    const REDIS_BACKLOG: usize = 1024;
-
-    /// A bus local to this process.
-    pub fn new() -> Self {
-        Self {
-            local: broadcast::channel(Self::CAPACITY).0,
-            remote: None,
-        }
-    }
-
-    /// A bus shared with every node that uses the same Redis and `channel`. Connection
-    /// problems are logged and retried in the background; until Redis is back, other
-    /// nodes miss this node's changes.
-    pub fn with_redis(url: &str, channel: &str) -> Result<Self, redis::RedisError> {
-        let local = broadcast::channel(Self::CAPACITY).0;
-        let others = local.clone();
-        let remote = RedisFanout::start(
-            url,
-            channel,
-            "workflow events",
-            Self::REDIS_BACKLOG,
-            move |wire: WireEvent| {
-                if let Some(event) = wire.into_event() {
-                    // No subscribers is not an error.
-                    let _ = others.send(event);
-                }
-            },
-        )?;
-        Ok(Self {
-            local,
-            remote: Some(remote),
-        })
-    }
-
-    /// The bus of a `serve` node: shared on [`WORKFLOW_EVENTS_CHANNEL`] when a Redis URL
-    /// is configured, else local.
-    pub fn for_redis_url(redis_url: Option<&str>) -> Result<Self, redis::RedisError> {
-        match redis_url.filter(|url| !url.trim().is_empty()) {
-            Some(url) => Self::with_redis(url, WORKFLOW_EVENTS_CHANNEL),
-            None => Ok(Self::new()),
-        }
-    }
-
-    pub fn publish(&self, event: WorkflowEvent) {
-        if let Some(remote) = &self.remote
-            && !remote.publish(vec![WireEvent::from(&event)])
-        {
-            tracing::warn!(
-                "the Redis publisher is behind; subscribers on other nodes miss this workflow change"
-            );
-        }
-        // No subscribers is not an error.
-        let _ = self.local.send(event);
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<WorkflowEvent> {
-        self.local.subscribe()
-    }
-}
-
-impl Default for WorkflowEventBus {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The `workflowEvents` bus: local, or shared on [`WORKFLOW_EVENTS_CHANNEL`]
+/// ([`LiveBus::for_redis_url`]).
+pub type WorkflowEventBus = LiveBus<WireEvent>;
 
 /// A change on the Redis channel. The domain's `Workflow` is not serializable, and its
 /// name and description are checked again on the way in rather than trusted.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WireEvent {
+pub struct WireEvent {
     workspace_id: WorkspaceId,
     kind: WorkflowEventKind,
     workflow_id: WorkflowId,
@@ -145,8 +71,12 @@ struct WireWorkflow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<&WorkflowEvent> for WireEvent {
-    fn from(event: &WorkflowEvent) -> Self {
+impl WireForm for WireEvent {
+    type Event = WorkflowEvent;
+    const CHANNEL: &'static str = WORKFLOW_EVENTS_CHANNEL;
+    const TOPIC: &'static str = "workflow events";
+
+    fn from_event(event: &WorkflowEvent) -> Self {
         Self {
             workspace_id: event.workspace_id,
             kind: event.kind,
@@ -168,9 +98,7 @@ impl From<&WorkflowEvent> for WireEvent {
             }),
         }
     }
-}
 
-impl WireEvent {
     fn into_event(self) -> Option<WorkflowEvent> {
         let workflow = match self.workflow {
             Some(wire) => Some(Workflow {
@@ -203,6 +131,7 @@ mod tests {
     use chrono::Utc;
 
     use super::{WireEvent, WorkflowEvent, WorkflowEventBus, WorkflowEventKind};
+    use crate::live_bus::WireForm;
     use aos_domain::ids::{WorkflowId, WorkspaceId};
     use aos_domain::workflow::{Workflow, WorkflowDescription, WorkflowName};
 
@@ -229,7 +158,7 @@ mod tests {
     }
 
     fn across_the_wire(event: &WorkflowEvent) -> Option<WorkflowEvent> {
-        let payload = serde_json::to_string(&WireEvent::from(event)).expect("serializes");
+        let payload = serde_json::to_string(&WireEvent::from_event(event)).expect("serializes");
         serde_json::from_str::<WireEvent>(&payload)
             .expect("deserializes")
             .into_event()
@@ -256,8 +185,8 @@ mod tests {
             return;
         };
         let channel = format!("aos:test:{}", uuid::Uuid::new_v4().simple());
-        let node_a = WorkflowEventBus::with_redis(&url, &channel).expect("bus A");
-        let node_b = WorkflowEventBus::with_redis(&url, &channel).expect("bus B");
+        let node_a = WorkflowEventBus::shared(&url, &channel).expect("bus A");
+        let node_b = WorkflowEventBus::shared(&url, &channel).expect("bus B");
         let sent = updated();
         let mut on_a = node_a.subscribe();
         let mut on_b = node_b.subscribe();

@@ -12,6 +12,7 @@ pub mod events;
 pub mod graphql;
 pub mod http;
 pub mod limits;
+pub mod live_bus;
 pub mod oauth;
 pub mod redis_fanout;
 pub mod run_events;

@@ -6,9 +6,7 @@ use aos_connectors::Registry;
 use aos_connectors::oauth::OAuthFlows;
 use aos_domain::connection::{Connection, ConnectionEvent, ConnectionEventKind};
 use aos_domain::journal::Run;
-use aos_domain::ports::{
-    ConnectionEventSink, ConnectionSecrets, ConnectionTester, RunEventSink, RunExecutor, Store,
-};
+use aos_domain::ports::{ConnectionSecrets, ConnectionTester, RunEventSink, RunExecutor, Store};
 use aos_domain::workflow::DefinitionCache;
 use aos_vault::service::CredentialVault;
 
