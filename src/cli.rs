@@ -21,7 +21,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the GraphQL API with an embedded worker pool (and, as later issues land,
     /// webhooks and the scheduler).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run workers only: claim queued runs from the shared database and execute them.
     Worker(WorkerArgs),
     /// Apply pending database migrations and exit.
@@ -33,6 +33,89 @@ pub enum Command {
     /// Per-workspace request rate-limit overrides. Whoever can run this against the
     /// database is the instance administrator: there is no GraphQL way to change them.
     Limits(LimitsArgs),
+    /// Per-workspace quotas (plan-like ceilings) and fair-share settings. Like `limits`,
+    /// only whoever can run this against the database changes them.
+    Quotas(QuotasArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QuotasArgs {
+    #[command(subcommand)]
+    pub command: QuotasCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotasCommand {
+    /// Set some of one workspace's quotas (the others keep their current setting). Each
+    /// value is a positive number or `unlimited`. Applies at once on every node.
+    Set {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The workspace's id, as GraphQL shows it.
+        #[arg(long)]
+        workspace: String,
+        /// `<quota>=<limit>`, repeatable: activeWorkflows, runsPerMonth, retentionDays,
+        /// connections, members, aiGenerationsPerDay, queuedRuns.
+        #[arg(long = "quota", value_name = "QUOTA=LIMIT")]
+        quotas: Vec<String>,
+        /// How many of its runs may execute at once, across all workers.
+        #[arg(long)]
+        running_runs: Option<u32>,
+        /// Its share of the workers when workspaces compete for them (default 1).
+        #[arg(long)]
+        scheduling_weight: Option<u32>,
+    },
+    /// Return one workspace to the instance defaults.
+    Clear {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[arg(long)]
+        workspace: String,
+    },
+    /// List the workspaces with settings of their own.
+    Show(DatabaseArgs),
+}
+
+/// The instance's default quotas, which `automationos quotas set` overrides per
+/// workspace. 0 means unlimited.
+#[derive(Debug, Clone, Args)]
+pub struct QuotaArgs {
+    /// Workflows a workspace may have active at once.
+    #[arg(long, env = "AOS_QUOTA_ACTIVE_WORKFLOWS", default_value_t = 1_000)]
+    pub quota_active_workflows: u64,
+    /// Runs a workspace may start per calendar month (UTC); 0: unlimited.
+    #[arg(long, env = "AOS_QUOTA_RUNS_PER_MONTH", default_value_t = 0)]
+    pub quota_runs_per_month: u64,
+    /// Days a workspace's finished runs (and its audit log) are kept.
+    #[arg(long, env = "AOS_QUOTA_RETENTION_DAYS", default_value_t = 90)]
+    pub quota_retention_days: u64,
+    /// Connections a workspace may hold.
+    #[arg(long, env = "AOS_QUOTA_CONNECTIONS", default_value_t = 500)]
+    pub quota_connections: u64,
+    /// Members a workspace may have, owners included.
+    #[arg(long, env = "AOS_QUOTA_MEMBERS", default_value_t = 200)]
+    pub quota_members: u64,
+    /// Workflow generations (AI) a workspace may ask for per day (UTC).
+    #[arg(long, env = "AOS_QUOTA_AI_GENERATIONS_PER_DAY", default_value_t = 200)]
+    pub quota_ai_generations_per_day: u64,
+    /// Runs a workspace may have waiting in the queue at once.
+    #[arg(long, env = "AOS_QUOTA_QUEUED_RUNS", default_value_t = 100_000)]
+    pub quota_queued_runs: u64,
+}
+
+impl QuotaArgs {
+    pub fn limits(&self) -> aos_domain::quota::QuotaLimits {
+        let limit = |value: u64| (value > 0).then_some(value);
+        aos_domain::quota::QuotaLimits {
+            active_workflows: limit(self.quota_active_workflows),
+            runs_per_month: limit(self.quota_runs_per_month),
+            retention_days: limit(self.quota_retention_days),
+            connections: limit(self.quota_connections),
+            members: limit(self.quota_members),
+            ai_generations_per_day: limit(self.quota_ai_generations_per_day),
+            queued_runs: limit(self.quota_queued_runs),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +255,11 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub engine: EngineArgs,
+
+    /// Where to serve `GET /metrics` (Prometheus) and `GET /healthz`; unset: nowhere. A
+    /// `serve` node exports its metrics on its API address instead.
+    #[arg(long, env = "AOS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -222,10 +310,8 @@ pub struct ServeArgs {
     #[arg(long, env = "AOS_RATE_LIMIT_BURST", default_value_t = 100)]
     pub rate_limit_burst: u32,
 
-    /// Days the audit log keeps each workspace's records; older ones are deleted by an
-    /// hourly sweep in small batches.
-    #[arg(long, env = "AOS_AUDIT_RETENTION_DAYS", default_value_t = 365)]
-    pub audit_retention_days: u32,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
 
     /// Lifetime of access tokens (JWTs), in seconds.
     #[arg(long, env = "AOS_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]

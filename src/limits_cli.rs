@@ -7,11 +7,10 @@
 
 use anyhow::{Context, bail};
 use aos_domain::DomainError;
-use aos_domain::ids::WorkspaceId;
 use aos_domain::rate_limits::{RateLimitOverride, RateLimitStore, RateQuota};
-use aos_persistence::SeaStore;
 
-use crate::cli::{DatabaseArgs, LimitsArgs, LimitsCommand};
+use crate::admin_store::{open, workspace_id};
+use crate::cli::{LimitsArgs, LimitsCommand};
 
 pub async fn run(args: LimitsArgs) -> anyhow::Result<()> {
     match args.command {
@@ -69,17 +68,4 @@ pub async fn run(args: LimitsArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn workspace_id(raw: &str) -> anyhow::Result<WorkspaceId> {
-    raw.trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{raw} is not a workspace id"))
-}
-
-async fn open(database: &DatabaseArgs) -> anyhow::Result<SeaStore> {
-    let db = aos_persistence::connect(&database.url())
-        .await
-        .context("connecting to the database")?;
-    Ok(SeaStore::new(db))
 }

@@ -1,10 +1,14 @@
 //! `automationos`: one binary for the API server, the migrations and the schema.
 
+mod admin_store;
 mod cli;
 mod engine;
 mod keys;
 mod limits_cli;
 mod master_key;
+mod metrics;
+mod queue_metrics;
+mod quotas_cli;
 mod serve;
 mod telemetry;
 
@@ -34,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Migrate(args) => {
                 let db = aos_persistence::connect(&args.url())
                     .await
@@ -48,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Command::Worker(args) => worker(args).await,
             Command::Keys(args) => keys::run(args).await,
             Command::Limits(args) => limits_cli::run(args).await,
+            Command::Quotas(args) => quotas_cli::run(args).await,
             Command::Schema => Ok(()),
         }
     })
@@ -82,6 +87,9 @@ async fn worker(args: cli::WorkerArgs) -> anyhow::Result<()> {
         connection_events,
         aos_connectors::oauth::RefreshTiming::default(),
     ));
+    if let Some(address) = args.metrics_listen {
+        metrics::serve_for_worker(address, metrics::install()?).await?;
+    }
     let workers = engine::Workers::start(&args.engine, 0, store, events, secrets.clone())?;
     let (stop_refresher, refresher_stopped) = tokio::sync::watch::channel(false);
     let refresher = tokio::spawn(

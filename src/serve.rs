@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use metrics_exporter_prometheus::PrometheusBuilder;
 use tokio::net::TcpListener;
 
 use aos_api::auth::jwt::SigningKeys;
@@ -24,7 +23,6 @@ use aos_api::ws::SubscriptionSlots;
 use aos_connectors::Registry;
 use aos_connectors::http::HttpPolicy;
 use aos_connectors::oauth::{BackgroundRefresher, OAuthFlows, RefreshTiming, RefreshingSecrets};
-use aos_domain::audit::AuditRetention;
 use aos_domain::ports::{ConnectionSecrets, RunExecutor, Store};
 use aos_domain::rate_limits::{RateLimitStore, RateQuota};
 use aos_domain::workflow::DefinitionCache;
@@ -48,7 +46,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("migrating the database")?;
     }
-    let sea_store = Arc::new(aos_persistence::SeaStore::new(db.clone()));
+    let sea_store = Arc::new(
+        aos_persistence::SeaStore::new(db.clone()).with_quota_defaults(args.quotas.limits()),
+    );
     let store: Arc<dyn Store> = sea_store.clone();
     let vault = Arc::new(CredentialVault::new(
         Arc::clone(&master_keys),
@@ -67,6 +67,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         connection_events.clone(),
         RefreshTiming::default(),
     ));
+    // Before anything records: what a worker counted before the install would be lost.
+    let metrics = crate::metrics::install()?;
     let workers = Workers::start(
         &args.engine,
         args.runs_in_place,
@@ -99,13 +101,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )
         .run(scheduler_stopped),
     );
-    let metrics = PrometheusBuilder::new()
-        .set_buckets(&[
-            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ])
-        .context("configuring metrics")?
-        .install_recorder()
-        .context("installing the metrics recorder")?;
+    let queue_metrics = crate::queue_metrics::spawn(store.clone());
 
     let listener = TcpListener::bind(args.listen)
         .await
@@ -116,10 +112,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("loading the signing keys")?;
     let (rate_limits, local_buckets) = rate_limits(&args, store.clone())?;
-    let audit_retention = tokio::spawn(aos_api::audit::retention::run(
-        store.clone(),
-        AuditRetention::uniform(args.audit_retention_days),
-    ));
+    let retention = tokio::spawn(aos_api::retention::run(store.clone(), args.quotas.limits()));
+    let run_meter = aos_api::quota_meter::RunMeter::new(store.clone());
+    let run_metering = tokio::spawn(Arc::clone(&run_meter).run());
     let readiness_db = db.clone();
     let connectors = Registry::builtin();
     let app = AppState::new(Inner {
@@ -137,6 +132,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         run_now: (args.runs_in_place > 0 && args.engine.workers > 0).then(|| {
             Arc::new(InPlaceExecutor(Arc::clone(&workers.engine))) as Arc<dyn RunExecutor>
         }),
+        run_meter: Arc::clone(&run_meter),
         definitions: DefinitionCache::default(),
         connection_tester: Arc::new(workers.connection_tester(connectors.clone())),
         connection_events,
@@ -174,7 +170,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = stop_refresher.send(true);
     let _ = refresher.await;
     let _ = poller.await;
-    audit_retention.abort();
+    retention.abort();
+    run_metering.abort();
+    run_meter.flush().await;
+    queue_metrics.abort();
     workers.stop().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,17 @@
 //! Logs (JSON lines on stderr, filtered by RUST_LOG) and error reporting to Sentry when
 //! SENTRY_DSN is set. Nothing that could carry a secret is sent to Sentry: no request
-//! bodies, headers, cookies or user data.
+//! bodies, headers, cookies or user data, and every event and breadcrumb passes through
+//! [`scrub`] (secret-looking values in messages, errors and fields) on its way out.
+//!
+//! Every log line is one JSON object with the fields of the spans it happened in
+//! (`spans`, outermost first, and `span`, the innermost): a request's `request.id`,
+//! `route` and `workspace_id`, a run's `run_id` and `workspace_id`, a step's `node_id` and
+//! `node_type`.
+
+#[path = "scrub.rs"]
+mod scrub;
+
+use std::sync::Arc;
 
 use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
 use tracing_subscriber::EnvFilter;
@@ -18,10 +29,13 @@ pub fn init() -> Option<sentry::ClientInitGuard> {
             let mut options = sentry::ClientOptions::default();
             options.release = sentry::release_name!();
             options.send_default_pii = false;
-            options.before_send = Some(std::sync::Arc::new(|mut event| {
-                event.request = None;
-                event.user = None;
+            options.before_send = Some(Arc::new(|mut event| {
+                scrub::event(&mut event);
                 Some(event)
+            }));
+            options.before_breadcrumb = Some(Arc::new(|mut breadcrumb| {
+                scrub::breadcrumb(&mut breadcrumb);
+                Some(breadcrumb)
             }));
             sentry::init((dsn, options))
         });

@@ -31,14 +31,20 @@ mod key_rotation;
 mod nodes;
 #[path = "blackbox/oauth.rs"]
 mod oauth;
+#[path = "blackbox/observability.rs"]
+mod observability;
 #[path = "blackbox/ops.rs"]
 mod ops;
 #[path = "blackbox/protection.rs"]
 mod protection;
+#[path = "blackbox/quotas.rs"]
+mod quotas;
 #[path = "blackbox/rate_limits.rs"]
 mod rate_limits;
 #[path = "blackbox/run_events.rs"]
 mod run_events;
+#[path = "blackbox/run_stats.rs"]
+mod run_stats;
 #[path = "blackbox/runs.rs"]
 mod runs;
 #[path = "blackbox/schedules.rs"]

@@ -32,6 +32,7 @@ pub async fn scope_in(
     let verdict = authorize(principal, workspace_id, membership, action, object);
     audit::note_verdict(principal, workspace_id, &verdict);
     let scope = verdict?;
+    on_request_span(workspace_id);
     // Counted only once authorized: an outsider's probes are `NOT_FOUND` and spend no
     // workspace's budget.
     count_request(&state.rate_limits, workspace_id).await?;
@@ -48,7 +49,16 @@ pub fn scope_with_role(
 ) -> ApiResult<WorkspaceScope> {
     let verdict = authorize(principal, workspace_id, Some(role), action, "workspace");
     audit::note_verdict(principal, workspace_id, &verdict);
-    Ok(verdict?)
+    let scope = verdict?;
+    on_request_span(workspace_id);
+    Ok(scope)
+}
+
+/// Records the workspace a request acts in on its span (`crate::http::request_span`), so
+/// its log lines say whose request it was; the last scope made wins. A span without that
+/// field records nothing (a WebSocket's operations run outside any request span).
+fn on_request_span(workspace_id: WorkspaceId) {
+    tracing::Span::current().record("workspace_id", tracing::field::display(workspace_id));
 }
 
 /// A scope in the workspace that owns `object`, or `NotFound` when the object does not

@@ -16,6 +16,7 @@ pub const NOT_FOUND: &str = "NOT_FOUND";
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const CONFLICT: &str = "CONFLICT";
 pub const RATE_LIMITED: &str = "RATE_LIMITED";
+pub const QUOTA_EXCEEDED: &str = "QUOTA_EXCEEDED";
 pub const INTERNAL: &str = "INTERNAL";
 
 #[derive(Clone, Debug)]
@@ -87,6 +88,14 @@ impl From<DomainError> for ApiError {
                     }),
                 )
             }
+            DomainError::QuotaExceeded { quota, limit } => Self(
+                async_graphql::Error::new(DomainError::QuotaExceeded { quota, limit }.to_string())
+                    .extend_with(|_, ext| {
+                        ext.set("code", QUOTA_EXCEEDED);
+                        ext.set("quota", quota.name());
+                        ext.set("limit", limit);
+                    }),
+            ),
             DomainError::Internal(source) => Self::internal(source.as_ref()),
         }
     }

@@ -38,6 +38,8 @@ pub struct Inner {
     pub wake_workers: Arc<dyn Fn() + Send + Sync>,
     /// Executes webhook runs at once on this node, when it executes runs at all.
     pub run_now: Option<Arc<dyn RunExecutor>>,
+    /// Admits runs executed in place against the month's runs.
+    pub run_meter: Arc<crate::quota_meter::RunMeter>,
     pub definitions: DefinitionCache,
     /// Seals credentials as connections are created or changed, and opens them to test one.
     pub vault: Arc<CredentialVault>,

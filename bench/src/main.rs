@@ -9,9 +9,11 @@
 mod connections_bench;
 mod database;
 mod engine_bench;
+mod fairness_bench;
 mod null_queue;
 mod server;
 mod stats;
+mod stats_bench;
 mod subscribers_bench;
 mod timed_queue;
 mod webhook_bench;
@@ -108,6 +110,23 @@ enum Command {
         /// Runs of each workflow by `clients` concurrent clients.
         #[arg(long, default_value_t = 4_000)]
         concurrent_runs: usize,
+    },
+    /// (e) Fair claiming: the latency of workspace B's runs with and without workspace A
+    /// flooding the queue.
+    Fairness {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        server: ServerArgs,
+        #[command(flatten)]
+        args: fairness_bench::FairnessArgs,
+    },
+    /// (f) Run statistics (`Workflow.stats`, `Workspace.usage`) over a million runs.
+    Stats {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        args: stats_bench::StatsArgs,
     },
 }
 
@@ -223,6 +242,28 @@ fn main() -> anyhow::Result<()> {
                     runs,
                     clients,
                     concurrent_runs,
+                })
+                .await
+            }
+            Command::Fairness {
+                target,
+                server,
+                args,
+            } => {
+                fairness_bench::run(fairness_bench::FairnessBench {
+                    backend: target.backend,
+                    postgres_server: target.postgres_server,
+                    binary: server.binary,
+                    server_env: server.server_env,
+                    args,
+                })
+                .await
+            }
+            Command::Stats { target, args } => {
+                stats_bench::run(stats_bench::StatsBench {
+                    backend: target.backend,
+                    postgres_server: target.postgres_server,
+                    args,
                 })
                 .await
             }

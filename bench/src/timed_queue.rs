@@ -51,6 +51,17 @@ impl TimedQueue {
 
 #[async_trait]
 impl RunQueue for TimedQueue {
+    async fn another_workspace_waiting(
+        &self,
+        workspace_id: WorkspaceId,
+        now_ms: i64,
+        per_workspace_limit: u32,
+    ) -> Result<bool, DomainError> {
+        self.inner
+            .another_workspace_waiting(workspace_id, now_ms, per_workspace_limit)
+            .await
+    }
+
     async fn claim(
         &self,
         worker: &str,

@@ -1,6 +1,7 @@
 //! The domain's error vocabulary. Each variant maps to exactly one public error code at
 //! the API boundary; internal detail (`Internal`) is logged there and never returned.
 
+use crate::quota::Quota;
 use crate::workflow::Problem;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,9 @@ pub enum DomainError {
     /// The input clashes with what exists (a taken email, the last owner).
     #[error("{0}")]
     Conflict(String),
+    /// One more would pass the workspace's `quota`, whose limit is `limit`.
+    #[error("the workspace's {quota} quota ({limit}) is used up")]
+    QuotaExceeded { quota: Quota, limit: u64 },
     /// Something failed that the caller cannot fix; the detail is for the logs only.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -27,8 +27,11 @@ use crate::journal::{
 use crate::oauth::OAuthStore;
 use crate::page::{Page, PageRequest};
 use crate::polling::PollStore;
+use crate::queue_gauge::QueueGauge;
+use crate::quota::QuotaStore;
 use crate::rate_limits::RateLimitStore;
 use crate::run::{RunId, RunStatus};
+use crate::run_stats::RunStatsStore;
 use crate::user::{Email, User, UserCredentials, UserName};
 use crate::workflow::{Definition, NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
 use crate::workspace::{Member, Role, Workspace, WorkspaceName};
@@ -324,8 +327,9 @@ pub struct LeaseRenewal {
 #[async_trait]
 pub trait RunQueue: Send + Sync {
     /// Takes the next claimable run (available, unfinished, without a live lease) for
-    /// `lease_ms`, favouring the workspace with the fewest runs in progress and skipping
-    /// workspaces already at `per_workspace_limit`.
+    /// `lease_ms`, favouring the workspace with the fewest runs in progress per unit of its
+    /// scheduling weight and skipping workspaces already at their running limit
+    /// (`per_workspace_limit` unless the workspace has its own).
     async fn claim(
         &self,
         worker: &str,
@@ -333,6 +337,17 @@ pub trait RunQueue: Send + Sync {
         lease_ms: i64,
         per_workspace_limit: u32,
     ) -> DomainResult<Option<ClaimedRun>>;
+    /// Whether a workspace other than `workspace_id` has a due run that [`RunQueue::claim`]
+    /// would take before `workspace_id`'s next one if a worker of `workspace_id` made way
+    /// for it. A queue that does not order workspaces says no, and no run ever makes way.
+    async fn another_workspace_waiting(
+        &self,
+        _workspace_id: WorkspaceId,
+        _now_ms: i64,
+        _per_workspace_limit: u32,
+    ) -> DomainResult<bool> {
+        Ok(false)
+    }
     /// Writes `journal` atomically and extends the lease to `now_ms + lease_ms` (unless
     /// the run finished or sleeps), if `lease` is still the run's newest.
     async fn journal(
@@ -575,6 +590,9 @@ pub trait Store:
     + OAuthStore
     + AuditStore
     + RateLimitStore
+    + QuotaStore
+    + RunStatsStore
+    + QueueGauge
 {
 }
 
@@ -592,7 +610,10 @@ impl<
         + PollStore
         + OAuthStore
         + AuditStore
-        + RateLimitStore,
+        + RateLimitStore
+        + QuotaStore
+        + RunStatsStore
+        + QueueGauge,
 > Store for T
 {
 }

@@ -7,6 +7,7 @@ pub mod connector_call;
 pub mod connector_node;
 pub mod gate;
 pub mod loop_node;
+pub mod observe;
 pub mod poller;
 pub mod scheduler;
 pub mod step;

@@ -34,6 +34,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use aos_connectors::Polled;
+use aos_domain::DomainError;
 use aos_domain::ids::WorkflowId;
 use aos_domain::journal::{NewRun, RunTrigger};
 use aos_domain::polling::{ClaimedPoll, PollKey, PollOutcome, PollStore, failure_backoff};
@@ -274,6 +275,10 @@ impl Poller {
             }
             Ok(None) => {
                 tracing::warn!(workflow.id = %key.workflow_id, node.id = %key.node_id, "another poller took this poll over; its result is dropped");
+            }
+            // The workspace's own limit: its new items wait, unrecorded, for room.
+            Err(error @ DomainError::QuotaExceeded { .. }) => {
+                tracing::warn!(workflow.id = %key.workflow_id, node.id = %key.node_id, error = %error, "a poll's runs were refused by a quota; it is polled again once its lease ends");
             }
             Err(error) => {
                 tracing::error!(workflow.id = %key.workflow_id, node.id = %key.node_id, error = %error, "recording a poll failed; it is polled again once its lease ends");

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use tokio::sync::watch;
 
+use aos_domain::DomainError;
 use aos_domain::ids::WorkflowId;
 use aos_domain::journal::{NewRun, RunTrigger};
 use aos_domain::ports::{RunEventSink, TriggerStore, TriggerTarget};
@@ -149,6 +150,10 @@ impl Scheduler {
             }
             // Another scheduler fired this tick.
             Ok(None) => {}
+            // The workspace's own limit, not a fault: the tick is skipped, not retried.
+            Err(error @ DomainError::QuotaExceeded { .. }) => {
+                tracing::warn!(workflow.id = %target.workflow_id, error = %error, %tick, "schedule tick skipped");
+            }
             Err(error) => {
                 tracing::error!(workflow.id = %target.workflow_id, error = %error, "firing a schedule failed");
             }

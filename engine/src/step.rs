@@ -47,6 +47,7 @@ use crate::connector_call::{Patience, open_connection, shown_wait};
 use crate::connector_node;
 use crate::gate::ConnectionGate;
 use crate::loop_node::{self, LoopProgress};
+use crate::observe::StepAttempt;
 use aos_connectors::Registry;
 use aos_connectors::call::retry_after;
 use aos_connectors::http::{HttpClient, OutgoingRequest};
@@ -99,7 +100,16 @@ impl From<StepOutcome> for AttemptResult {
     }
 }
 
+/// Executes one attempt of `node`, timed and counted by its node type (an attempt the
+/// worker drops, having lost its lease, is counted as abandoned).
 pub async fn execute(node: &Node, attempt: Attempt<'_>, services: &NodeServices) -> AttemptResult {
+    let observed = StepAttempt::start(node);
+    let result = execute_node(node, attempt, services).await;
+    observed.returned(&result);
+    result
+}
+
+async fn execute_node(node: &Node, attempt: Attempt<'_>, services: &NodeServices) -> AttemptResult {
     let scope = Scope::workflow(attempt.scope);
     match node.kind() {
         NodeKind::ManualTrigger(_)

@@ -20,9 +20,25 @@
 //! A run can also be executed at once by the process that received it
 //! ([`Engine::execute_now`], for webhooks): it is stored with its first write, so a run
 //! of pure steps costs one write in all.
+//!
+//! Making way: the queue's claim order is fair across workspaces, but it only acts when a
+//! worker claims. When every worker of this process holds a run, a worker asks between two
+//! steps (at most once per step, never before its first) whether another workspace has a
+//! due run that the fair order would serve first (`RunQueue::another_workspace_waiting`:
+//! one indexed query, asked only then). If so, it claims that run while it still holds its
+//! own (so its own workspace still counts the slot and cannot win the claim back), then
+//! hands its run back with what it has buffered in one write, like a shutdown does, and
+//! drives the claimed one to its end or its next wait (it does not make way in turn, or two
+//! workspaces sharing one worker would trade it at every step). So a workspace whose runs
+//! fill the process delays another's run by at most about one step per worker, not by
+//! whole runs. The handed-back run goes back with its creation as its available time, ahead
+//! of what its workspace queued since, so making way does not send a started run to the end
+//! of its workspace's backlog. Nothing is lost or repeated: the hand-back is an ordinary
+//! fenced journal write at a step boundary, where nothing is in flight.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -47,6 +63,7 @@ use aos_domain::workflow::node_types::NodeKind;
 use aos_domain::workflow::{Definition, DefinitionCache};
 
 use crate::loop_node::{DueItems, FinishedItems, LoopProgress, done_items, next_due};
+use crate::observe;
 use crate::step::{Attempt, AttemptResult, NodeServices, execute};
 
 #[derive(Debug, Clone)]
@@ -95,6 +112,9 @@ pub struct Engine {
     in_place: Arc<Semaphore>,
     /// Claims of runs pinned to one version validate its definition once.
     definitions: DefinitionCache,
+    /// Workers driving a claimed run: when all are, a run makes way between its steps for
+    /// another workspace's (see the module doc).
+    busy_workers: AtomicUsize,
 }
 
 impl Engine {
@@ -110,6 +130,7 @@ impl Engine {
             events,
             in_place: Arc::new(Semaphore::new(config.in_place_limit)),
             definitions: DefinitionCache::default(),
+            busy_workers: AtomicUsize::new(0),
             config,
             wake: Notify::new(),
         })
@@ -137,27 +158,7 @@ impl Engine {
         let worker = format!("{}/{index}", self.config.worker_id);
         while !*shutdown.borrow() {
             match self.claim(&worker).await {
-                Ok(Some(claimed)) => {
-                    let run_id = claimed.run.id;
-                    let span = tracing::info_span!(
-                        "run",
-                        run.id = %run_id,
-                        workspace.id = %claimed.lease.workspace_id,
-                    );
-                    let driven = self
-                        .drive_until(claimed, Some(&shutdown))
-                        .instrument(span)
-                        .await;
-                    match driven {
-                        Ok(_) => {}
-                        Err(QueueError::Refused(refusal)) => {
-                            tracing::info!(run.id = %run_id, %refusal, "stopped driving a run");
-                        }
-                        Err(QueueError::Storage(error)) => {
-                            tracing::error!(run.id = %run_id, error = %error, "a run's journal write failed; its lease will expire and another worker resumes it");
-                        }
-                    }
-                }
+                Ok(Some(claimed)) => self.drive_claimed(claimed, &worker, &shutdown).await,
                 Ok(None) => {
                     tokio::select! {
                         () = self.wake.notified() => {}
@@ -175,6 +176,49 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// Drives a worker's claimed run, then each run it made way for, in turn.
+    async fn drive_claimed(
+        &self,
+        claimed: ClaimedRun,
+        worker: &str,
+        shutdown: &watch::Receiver<bool>,
+    ) {
+        let _busy = BusyWorker::new(&self.busy_workers);
+        let mut next = Some(claimed);
+        let mut made_way_for = false;
+        while let Some(claimed) = next.take() {
+            let run_id = claimed.run.id;
+            let span = observe::run_span(run_id, claimed.lease.workspace_id);
+            let mut turn = Turn {
+                worker,
+                shutdown,
+                requeue_at_ms: claimed.run.created_at.timestamp_millis(),
+                may_make_way: !made_way_for,
+                next: None,
+            };
+            let driven = self
+                .drive_until(claimed, Some(&mut turn))
+                .instrument(span)
+                .await;
+            if let Err(error) = &driven {
+                observe::run_abandoned(error);
+            }
+            match driven {
+                Ok(_) => {}
+                Err(QueueError::Refused(refusal)) => {
+                    tracing::info!(run_id = %run_id, %refusal, "stopped driving a run");
+                }
+                Err(QueueError::Storage(error)) => {
+                    tracing::error!(run_id = %run_id, error = %error, "a run's journal write failed; its lease will expire and another worker resumes it");
+                }
+            }
+            // Claimed before the hand-back was written: ours whether or not that write went
+            // through.
+            next = turn.next;
+            made_way_for = true;
         }
     }
 
@@ -207,7 +251,7 @@ impl Engine {
             return Ok(ExecutedRun::Declined(Box::new(run)));
         };
         let engine = Arc::clone(self);
-        let span = tracing::info_span!("run", run.id = %run.id, workspace.id = %workspace_id);
+        let span = observe::run_span(run.id, workspace_id);
         let task = tokio::spawn(
             async move {
                 let executed = engine.drive_new(workspace_id, run, &definition).await;
@@ -243,6 +287,7 @@ impl Engine {
                 worker: format!("{}/now", self.config.worker_id),
             },
             lease_ms: lease_ms(self.config.lease),
+            started_at: None,
         };
         match self.run_steps(&mut journal, &mut state, None).await {
             Ok(Some(outcome)) => Ok(ExecutedRun::Ended(outcome)),
@@ -252,18 +297,20 @@ impl Engine {
                 Err(DomainError::internal(refusal))
             }
             Err(error) => {
+                observe::run_abandoned(&error);
                 tracing::error!(error = %error, "a run executed in place stopped; its lease will expire and a worker resumes it");
                 Ok(ExecutedRun::Continues)
             }
         }
     }
 
-    /// Like [`Engine::drive`], and hands the run back at the first step boundary after
-    /// `shutdown` turns true. The run's outcome when it ended here.
+    /// Like [`Engine::drive`], and, for a worker's `turn`, hands the run back at the first
+    /// step boundary after shutdown or to make way for another workspace's run. The run's
+    /// outcome when it ended here.
     async fn drive_until(
         &self,
         claimed: ClaimedRun,
-        shutdown: Option<&watch::Receiver<bool>>,
+        turn: Option<&mut Turn<'_>>,
     ) -> Result<Option<RunOutcome>, QueueError> {
         let ClaimedRun {
             lease,
@@ -277,6 +324,7 @@ impl Engine {
             events: self.events.as_ref(),
             holder: Holder::Leased(lease),
             lease_ms: lease_ms(self.config.lease),
+            started_at: run.started_at,
         };
         if run.cancel_requested {
             // A queued run goes straight to CANCELLED, without having started.
@@ -321,7 +369,7 @@ impl Engine {
             }
         };
         state.started = run.status != RunStatus::Queued;
-        self.run_steps(&mut journal, &mut state, shutdown).await
+        self.run_steps(&mut journal, &mut state, turn).await
     }
 
     /// Executes the run's steps until it ends (its outcome), sleeps, or is handed back.
@@ -329,25 +377,34 @@ impl Engine {
         &self,
         journal: &mut Journaler<'_>,
         state: &mut RunState<'_>,
-        shutdown: Option<&watch::Receiver<bool>>,
+        mut turn: Option<&mut Turn<'_>>,
     ) -> Result<Option<RunOutcome>, QueueError> {
         let mut write = Journal::default();
         if !state.started {
             start_run(&mut write);
             state.started = true;
         }
+        // The claim that gave us the run just put it first; asking again before a step
+        // has run would only cost a query.
+        let mut stepped = false;
         loop {
             state.journal_new_skips(&mut write);
             if let Some(outcome) = state.end(&mut write) {
                 journal.write(write).await?;
                 return Ok(Some(outcome));
             }
-            if shutdown.is_some_and(|shutdown| *shutdown.borrow()) {
+            if turn.as_ref().is_some_and(|turn| *turn.shutdown.borrow()) {
                 // Hand the run back now rather than let its lease run out.
                 write.run = Some(RunChange::SleepUntil {
                     until_ms: Utc::now().timestamp_millis(),
                 });
                 journal.write(write).await?;
+                return Ok(None);
+            }
+            if stepped
+                && let Some(turn) = turn.as_deref_mut()
+                && self.make_way(journal, state, turn, &mut write).await?
+            {
                 return Ok(None);
             }
             if buffered_long_enough(&write) && journal.write(std::mem::take(&mut write)).await? {
@@ -367,7 +424,7 @@ impl Engine {
                 journal.write(write).await?;
                 return Ok(None);
             };
-            let span = tracing::info_span!("step", node.id = %node.id());
+            let span = observe::step_span(node);
             let step = self
                 .step(journal, state, node, &mut write)
                 .instrument(span)
@@ -375,7 +432,63 @@ impl Engine {
             if step == AfterStep::Stop {
                 return Ok(None);
             }
+            stepped = true;
         }
+    }
+
+    /// At a step boundary: when every worker is busy and another workspace's due run would
+    /// come first, claims that run into `turn.next` and hands this one back with `write`
+    /// (see the module doc). Whether it did; a failed look-up or claim only means the run
+    /// goes on here.
+    async fn make_way(
+        &self,
+        journal: &mut Journaler<'_>,
+        state: &RunState<'_>,
+        turn: &mut Turn<'_>,
+        write: &mut Journal,
+    ) -> Result<bool, QueueError> {
+        if !turn.may_make_way
+            || self.busy_workers.load(Ordering::Relaxed) < self.config.concurrency.max(1)
+        {
+            return Ok(false);
+        }
+        let waiting = self
+            .queue
+            .another_workspace_waiting(
+                state.workspace_id,
+                Utc::now().timestamp_millis(),
+                self.config.per_workspace_limit,
+            )
+            .await;
+        match waiting {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(error) => {
+                tracing::warn!(error = %error, "looking for another workspace's due run failed");
+                return Ok(false);
+            }
+        }
+        // Claimed while this run still holds its slot, so its workspace cannot win it back.
+        let next = match self.claim(turn.worker).await {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(false),
+            Err(error) => {
+                tracing::warn!(error = %error, "claiming the run to make way for failed");
+                return Ok(false);
+            }
+        };
+        tracing::debug!(
+            next_run_id = %next.run.id,
+            next_workspace_id = %next.lease.workspace_id,
+            "making way for another workspace's run"
+        );
+        turn.next = Some(next);
+        write.run = Some(RunChange::SleepUntil {
+            until_ms: turn.requeue_at_ms,
+        });
+        // A cancel requested meanwhile is the next claimer's to carry out.
+        journal.write(std::mem::take(write)).await?;
+        Ok(true)
     }
 
     /// Executes one attempt of `node` and adds what became of it to `write`, writing it
@@ -401,8 +514,8 @@ impl Engine {
         if resumed && has_side_effects(node) {
             // The receiving end sees this request twice; this line is how an operator
             // learns why.
+            observe::step_repeated(node);
             tracing::warn!(
-                node.id = %node.id(),
                 attempt,
                 "repeating an attempt its worker did not see through, with the same idempotency key"
             );
@@ -432,6 +545,7 @@ impl Engine {
         if let AttemptResult::Finished(StepOutcome::Failed(error)) = &result
             && let Some(delay) = retry_delay(node, attempt)
         {
+            observe::step_retrying(node);
             state.step_retrying(write, node, attempt, started_at, error, delay);
             write.run = Some(RunChange::SleepUntil {
                 until_ms: (finished_at + chrono_duration(delay)).timestamp_millis(),
@@ -532,6 +646,37 @@ impl Engine {
     }
 }
 
+/// A worker's hold on its claimed run, between two steps.
+struct Turn<'w> {
+    /// Names the worker in the lease of a run it makes way for.
+    worker: &'w str,
+    /// Turns true when the process stops: the run is handed back at the next boundary.
+    shutdown: &'w watch::Receiver<bool>,
+    /// Where the run goes back in its workspace's queue when it makes way: its creation.
+    requeue_at_ms: i64,
+    /// False for a run claimed to make way for it: it keeps the slot until it ends or
+    /// waits, so that two workspaces sharing one slot do not trade it at every step.
+    may_make_way: bool,
+    /// The run claimed to make way for, which the worker drives next.
+    next: Option<ClaimedRun>,
+}
+
+/// Counts a worker as busy for as long as it lives.
+struct BusyWorker<'e>(&'e AtomicUsize);
+
+impl<'e> BusyWorker<'e> {
+    fn new(busy: &'e AtomicUsize) -> Self {
+        busy.fetch_add(1, Ordering::Relaxed);
+        Self(busy)
+    }
+}
+
+impl Drop for BusyWorker<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// What the run loop does once a step is journaled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AfterStep {
@@ -575,6 +720,8 @@ struct Journaler<'a> {
     events: &'a dyn RunEventSink,
     holder: Holder,
     lease_ms: i64,
+    /// When the run started, for its duration (`None` until its start is written).
+    started_at: Option<DateTime<Utc>>,
 }
 
 enum Holder {
@@ -592,6 +739,7 @@ enum Holder {
 impl Journaler<'_> {
     /// Writes `journal`; answers whether a cancel was requested.
     async fn write(&mut self, journal: Journal) -> Result<bool, QueueError> {
+        let observed = observe::RunWrite::of(&journal, self.started_at);
         let now_ms = Utc::now().timestamp_millis();
         let renewal = match std::mem::replace(&mut self.holder, Holder::Stillborn) {
             Holder::Leased(lease) => {
@@ -618,6 +766,7 @@ impl Journaler<'_> {
                 return Err(QueueError::Refused(JournalRefusal::RunGone));
             }
         };
+        self.started_at = observed.committed();
         if !renewal.events.is_empty() {
             self.events.publish(&renewal.events);
         }
@@ -1121,3 +1270,7 @@ impl RunExecutor for InPlaceExecutor {
         self.0.execute_now(workspace_id, run, definition).await
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

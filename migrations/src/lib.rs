@@ -16,6 +16,9 @@ mod m20261130_000005_poll_states;
 mod m20261130_000006_oauth;
 mod m20261130_000007_rate_limits;
 mod m20261130_000008_audit_log;
+mod m20261130_000009_quotas;
+mod m20261130_000010_run_stats;
+mod m20261130_000011_fair_claiming;
 mod tenancy;
 
 pub use tenancy::{TENANT_ROLE, WORKSPACE_SETTING};
@@ -34,6 +37,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_oauth::Migration),
             Box::new(m20261130_000007_rate_limits::Migration),
             Box::new(m20261130_000008_audit_log::Migration),
+            Box::new(m20261130_000009_quotas::Migration),
+            Box::new(m20261130_000010_run_stats::Migration),
+            Box::new(m20261130_000011_fair_claiming::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+use aos_domain::quota::QuotaLimits;
 use sea_orm::{DatabaseConnection, DbBackend};
 use tokio::sync::Mutex;
 
@@ -21,6 +22,8 @@ pub struct SeaStore {
     pub(crate) write_lane: Option<Arc<Mutex<()>>>,
     /// Started with the first run it stores (it needs a runtime; `new` may run outside).
     run_batcher: Arc<OnceLock<RunBatcher>>,
+    /// The instance's quotas, which a workspace's override replaces one by one.
+    pub(crate) quota_defaults: Arc<QuotaLimits>,
 }
 
 // A port added to `Store` but not implemented here fails this crate's build, not only the
@@ -38,7 +41,15 @@ impl SeaStore {
             db: database.conn,
             write_lane,
             run_batcher: Arc::new(OnceLock::new()),
+            quota_defaults: Arc::new(QuotaLimits::unlimited()),
         }
+    }
+
+    /// Enforces `defaults` on every workspace without an override of its own. Without
+    /// this call nothing is limited (tools and tests that are not about quotas).
+    pub fn with_quota_defaults(mut self, defaults: QuotaLimits) -> Self {
+        self.quota_defaults = Arc::new(defaults);
+        self
     }
 
     /// The group commit of complete runs, on this store's pool and write lane.
@@ -49,6 +60,7 @@ impl SeaStore {
                 db: self.db.clone(),
                 write_lane: self.write_lane.clone(),
                 run_batcher: Arc::new(OnceLock::new()),
+                quota_defaults: Arc::clone(&self.quota_defaults),
             })
         })
     }

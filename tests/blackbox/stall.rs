@@ -291,7 +291,7 @@ fn logged_lease_lost(app: &TestApp, run_id: &str) -> bool {
             let fields = &entry["fields"];
             fields["message"] == STOPPED_DRIVING
                 && fields["refusal"] == LEASE_LOST
-                && fields["run.id"] == run_id
+                && fields["run_id"] == run_id
         })
 }
 

@@ -243,8 +243,10 @@ impl Extension for MetricsExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         let document = next.run(ctx, query, variables).await?;
+        let label = operation_label(&document);
+        tracing::Span::current().record("operation", label.as_str());
         if let Ok(mut operation) = self.operation.lock() {
-            *operation = Some(operation_label(&document));
+            *operation = Some(label);
         }
         Ok(document)
     }

@@ -6,8 +6,10 @@ pub mod mutation;
 pub mod query;
 pub mod run_streams;
 pub mod run_types;
+pub mod stats_types;
 pub mod subscription;
 pub mod types;
+pub mod usage_types;
 
 use std::net::IpAddr;
 

@@ -18,6 +18,8 @@ use super::connection_types::ConnectionObject;
 
 use super::app;
 use super::run_types::{RunConnection, RunObject, RunStatus};
+use super::stats_types::{RunStatsObject, run_stats};
+use super::usage_types::WorkspaceUsageObject;
 use crate::audit::graphql::{AuditEventConnection, AuditEventObject, AuditLogFilter};
 use crate::authz::parse_id;
 use crate::error::ApiResult;
@@ -276,6 +278,15 @@ impl WorkspaceObject {
         Ok(AuditEventConnection::new(nodes, page.has_next_page))
     }
 
+    /// Usage against each quota, and the runs' statistics. Every member and every token
+    /// with RUNS_READ may read it.
+    async fn usage(&self) -> ApiResult<WorkspaceUsageObject> {
+        self.scope.require(Action::ReadRuns)?;
+        Ok(WorkspaceUsageObject {
+            scope: self.scope.clone(),
+        })
+    }
+
     /// Ordered by name. Never a secret.
     async fn connections(&self, ctx: &Context<'_>) -> ApiResult<Vec<ConnectionObject>> {
         self.scope.require(Action::ReadConnections)?;
@@ -346,6 +357,16 @@ impl WorkflowObject {
 
     async fn updated_at(&self) -> DateTime<Utc> {
         self.workflow.updated_at
+    }
+
+    /// This workflow's runs since `since` (default: the last 30 days).
+    async fn stats(
+        &self,
+        ctx: &Context<'_>,
+        since: Option<DateTime<Utc>>,
+    ) -> ApiResult<RunStatsObject> {
+        self.scope.require(Action::ReadRuns)?;
+        run_stats(ctx, &self.scope, Some(self.workflow.id), since).await
     }
 
     /// Every version, newest first.

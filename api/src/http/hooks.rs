@@ -15,7 +15,8 @@
 //!
 //! Every call counts against a rate limit before anything else is done: a known key's
 //! against its workflow's workspace, an unknown key's against the caller's IP. Over the
-//! limit: 429 with `Retry-After`, and no run.
+//! limit: 429 with `Retry-After`, and no run. So is a run its workspace's quotas refuse
+//! (runs per month, queued runs): 429 with `Retry-After` and `"code": "QUOTA_EXCEEDED"`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -42,6 +43,8 @@ use super::HttpState;
 use super::too_many::webhook_refusal;
 use crate::error::ApiError;
 
+/// What a caller refused by a full queue is told to wait before trying again.
+const QUEUE_FULL_RETRY_AFTER_SECS: i64 = 5;
 /// How long `onCompletion` holds the caller's request before answering 202.
 const COMPLETION_TIMEOUT: Duration = Duration::from_secs(30);
 /// Headers that carry credentials of the caller: never stored in a run's input.
@@ -73,6 +76,7 @@ pub async fn hook(
         }
         Err(error) => return internal(error),
     };
+    tracing::Span::current().record("workspace_id", tracing::field::display(target.workspace_id));
     if let Err(refusal) = app.rate_limits.check_workspace(target.workspace_id).await {
         return webhook_refusal(refusal);
     }
@@ -127,6 +131,12 @@ pub async fn hook(
     if config.respond == WebhookResponse::OnCompletion
         && let Some(executor) = &app.run_now
     {
+        // A run executed in place is never queued, so it is admitted here (see
+        // `crate::quota_meter`); a queued run is counted when it is stored.
+        let admission = match app.run_meter.admit(target.workspace_id).await {
+            Ok(admission) => admission,
+            Err(error) => return failed(error),
+        };
         let executed = tokio::time::timeout(
             COMPLETION_TIMEOUT,
             executor.execute_now(target.workspace_id, run, Arc::clone(&definition)),
@@ -142,7 +152,17 @@ pub async fn hook(
                     None => accepted(run_id),
                 };
             }
-            Ok(Ok(ExecutedRun::Declined(declined))) => run = *declined,
+            Ok(Ok(ExecutedRun::Declined(declined))) => {
+                // Queued instead, where it is counted again.
+                if let Err(error) = app
+                    .run_meter
+                    .give_back(target.workspace_id, admission)
+                    .await
+                {
+                    return failed(error);
+                }
+                run = *declined;
+            }
             Ok(Err(error)) => return internal(error),
             // It goes on in its own task, and is stored by now (pure steps wait for a
             // write a fraction of a second at most): the caller follows it by its id.
@@ -151,7 +171,7 @@ pub async fn hook(
     }
     let run = match app.store.enqueue_triggered(&target, run).await {
         Ok(run) => run,
-        Err(error) => return internal(error),
+        Err(error) => return failed(error),
     };
     app.announce_queued(&run);
     if config.respond == WebhookResponse::Immediately {
@@ -322,6 +342,32 @@ fn accepted(run_id: RunId) -> Response {
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(json!({"error": message}))).into_response()
+}
+
+/// A refused run: 429 when a quota refused it (with `Retry-After`: when the month's
+/// runs start again from zero, or a few seconds for a full queue, which drains), else
+/// internal.
+fn failed(error: aos_domain::DomainError) -> Response {
+    let aos_domain::DomainError::QuotaExceeded { quota, limit } = error else {
+        return internal(error);
+    };
+    let now = chrono::Utc::now();
+    let retry_after_secs = match quota.period() {
+        Some(period) => (period.resets_at(now) - now).num_seconds().max(1),
+        None => QUEUE_FULL_RETRY_AFTER_SECS,
+    };
+    let message = aos_domain::DomainError::QuotaExceeded { quota, limit }.to_string();
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, retry_after_secs.to_string())],
+        axum::Json(json!({
+            "error": message,
+            "code": crate::error::QUOTA_EXCEEDED,
+            "quota": quota.name(),
+            "limit": limit,
+        })),
+    )
+        .into_response()
 }
 
 fn internal(error: aos_domain::DomainError) -> Response {

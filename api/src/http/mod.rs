@@ -15,7 +15,7 @@ mod too_many;
 mod ws_route;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::Request;
 use axum::routing::{any, get};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -61,16 +61,26 @@ pub fn router(state: HttpState) -> Router {
 
 /// One span per request; every log line inside it carries the request id, which the
 /// client also gets back in `x-request-id`.
+///
+/// The span names the route, not the path: a webhook's path is its secret key. The
+/// workspace the request acts in is recorded once authorization grants a scope
+/// (`crate::authz`), and a GraphQL operation's label once it is parsed.
 fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let request_id = request
         .headers()
         .get("x-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("<unmatched>", MatchedPath::as_str);
     tracing::info_span!(
         "request",
         method = %request.method(),
-        path = %request.uri().path(),
+        route,
         request.id = %request_id,
+        workspace_id = tracing::field::Empty,
+        operation = tracing::field::Empty,
     )
 }

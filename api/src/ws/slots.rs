@@ -84,6 +84,8 @@ impl From<SlotRefused> for ApiError {
 
 impl SubscriptionSlots {
     pub fn new(per_node: usize, per_workspace: usize) -> Self {
+        // Published from the start, so a dashboard shows 0 rather than no data.
+        metrics::gauge!(LIVE_GAUGE).set(0.0);
         Self {
             per_node,
             per_workspace,

@@ -88,6 +88,17 @@ impl CountingQueue {
 
 #[async_trait]
 impl RunQueue for CountingQueue {
+    async fn another_workspace_waiting(
+        &self,
+        workspace_id: WorkspaceId,
+        now_ms: i64,
+        per_workspace_limit: u32,
+    ) -> DomainResult<bool> {
+        self.store
+            .another_workspace_waiting(workspace_id, now_ms, per_workspace_limit)
+            .await
+    }
+
     async fn claim(
         &self,
         worker: &str,

@@ -21,4 +21,5 @@ pub mod signing_keys;
 pub mod users;
 pub mod workflow_versions;
 pub mod workflows;
+pub mod workspace_quotas;
 pub mod workspaces;

@@ -17,6 +17,7 @@ use aos_domain::connection::{
 use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::{ConnectionId, WorkspaceId};
 use aos_domain::ports::{ConnectionStore, CredentialStore};
+use aos_domain::quota::Quota;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
@@ -25,6 +26,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::quotas::refuse_past_limit;
 use crate::convert;
 use crate::entities::connections;
 use crate::error::{internal, missing_or_conflict};
@@ -112,6 +114,13 @@ pub(super) async fn insert_connection(
             "workspace",
             name_taken(&connection.name),
         ))?;
+    refuse_past_limit(
+        &txn,
+        &store.quota_defaults,
+        row.workspace_id,
+        Quota::Connections,
+    )
+    .await?;
     commit(txn).await?;
     convert::connection(row)
 }

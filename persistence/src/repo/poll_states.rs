@@ -170,7 +170,7 @@ impl PollStore for SeaStore {
             } => {
                 let mut queued = Vec::with_capacity(runs.len());
                 for run in runs {
-                    queued.push(insert_run(&txn, workspace_id, run).await?);
+                    queued.push(insert_run(&txn, &self.quota_defaults, workspace_id, run).await?);
                 }
                 next.cursor = Set(Some(cursor));
                 next.next_poll_at_ms = Set(next_poll_at_ms);

@@ -1,10 +1,29 @@
 //! `RunQueue`: the engine's cross-tenant side of the runs, with no scope.
 //!
+//! Fair claiming: a claim serves workspaces before runs. Among the workspaces with a due
+//! run and fewer live leases than their running limit (`workspace_quotas.running_runs`,
+//! else the instance's), it takes the one with the fewest live leases per unit of
+//! `workspace_quotas.scheduling_weight` (default 1), then the one whose oldest due run has
+//! waited longest, then the lowest id; and from it, its oldest due run. So workspaces hold
+//! slots in proportion to their weights (weighted round-robin as slots free up), and a
+//! workspace's flood of runs waits behind its own runs, not in front of everyone else's.
+//!
+//! Cost: neither step reads the runs waiting in the queue. The workspaces with queued work
+//! are found by skipping from one workspace id to the next through
+//! `idx_runs_workspace_due` (one index probe per workspace); each one's live leases are a
+//! range of `idx_runs_workspace_lease`, and its oldest due run the first entry of its range
+//! of `idx_runs_workspace_due` past its leased runs. A claim costs a few probes per
+//! workspace with queued work (due, sleeping or leased), however many runs each has queued.
+//! `another_workspace_waiting`, which a worker asks before making way between two steps,
+//! reads the same way.
+//!
 //! Invariants:
 //! - A claim is one `UPDATE` that picks the run and takes its lease, so two claimers never
 //!   get the same run: on Postgres the candidate is locked `FOR UPDATE SKIP LOCKED`, and a
-//!   concurrent claimer passes over it to the next one; on SQLite the statement runs under
-//!   the write lock taken at `BEGIN IMMEDIATE`, one claimer after the other.
+//!   concurrent claimer passes over it to the workspace's next run (or, when the workspace
+//!   has none left, to the next workspaces in the fair order: three are tried); on SQLite
+//!   the statement runs under the write lock taken at `BEGIN IMMEDIATE`, one claimer after
+//!   the other.
 //! - Every claim bumps `fencing_token`. A journal write locks the run row and is applied
 //!   only if the row still carries the lease's token and owner; otherwise it changes
 //!   nothing. A worker whose lease expired may still write until another worker claims
@@ -13,6 +32,8 @@
 //!   concurrent claimers may see the same count, so a workspace can briefly exceed the
 //!   limit by the number of simultaneous claims: it spreads work fairly, it does not
 //!   guard a resource.
+
+use std::sync::LazyLock;
 
 use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::WorkspaceId;
@@ -37,36 +58,179 @@ use crate::store::SeaStore;
 use crate::timestamps;
 use crate::txn::Txn;
 
-/// Takes the lease on the best claimable run and returns its row. `$1` the worker, `$2`
-/// now (ms), `$3` the lease (ms), `$4` the per-workspace limit; `{lock}` the backend's
-/// row lock for the candidate.
-///
-/// Claimable: available (terminal runs have no `available_at_ms`), due, and not held by a
-/// live lease. Best: the workspace with the fewest live leases, then the run waiting
-/// longest, then the id, so the choice is deterministic.
+/// The workspaces with runs in the queue (due, sleeping or leased), one index probe each:
+/// the next workspace id after the previous one. Ends with a NULL row.
+const SPACES: &str = "\
+spaces(id) AS (
+    SELECT (
+        SELECT r.workspace_id FROM runs r
+        WHERE r.available_at_ms IS NOT NULL
+        ORDER BY r.workspace_id
+        LIMIT 1
+    )
+    UNION ALL
+    SELECT (
+        SELECT r.workspace_id FROM runs r
+        WHERE r.available_at_ms IS NOT NULL AND r.workspace_id > spaces.id
+        ORDER BY r.workspace_id
+        LIMIT 1
+    )
+    FROM spaces
+    WHERE spaces.id IS NOT NULL
+)";
+
+/// Each workspace of `spaces` with its live leases (`{now}` is the current time's
+/// parameter), its weight and its running limit (`{limit}`: the instance's, when the
+/// workspace has no override).
+const CANDIDATES: &str = "\
+candidates AS (
+    SELECT s.id,
+           (SELECT COUNT(*) FROM runs l
+            WHERE l.workspace_id = s.id AND l.lease_expires_at_ms > {now}) AS leases,
+           COALESCE(q.scheduling_weight, 1) AS weight,
+           COALESCE(q.running_runs, {limit}) AS running_limit
+    FROM spaces s
+    LEFT JOIN workspace_quotas q ON q.workspace_id = s.id
+    WHERE s.id IS NOT NULL
+)";
+
+/// A run of `{space}` that a claim may take now: due, and held by no live lease. Written
+/// out in full (`IS NOT NULL` too) so both databases match it to the partial index.
+const DUE: &str = "\
+{in_space}
+      AND r.available_at_ms IS NOT NULL
+      AND r.available_at_ms <= {now}
+      AND r.lease_expires_at_ms <= {now}";
+
+/// The order of one workspace's due runs: the oldest first, then by id. By the workspace
+/// too, so that only `idx_runs_workspace_due` yields it without a sort (see [`in_space`]).
+const OLDEST_FIRST: &str = "ORDER BY r.workspace_id, r.available_at_ms, r.id";
+
+/// `r` belongs to the workspace `space`. On Postgres as `= ANY(ARRAY[..])`: a plain `=`
+/// takes the workspace out of the sort order (it is fixed), and the planner may then walk
+/// `idx_runs_available_at_ms` instead, passing over every other workspace's queued runs to
+/// find this one's; against an array, the index scan still stops at the first run past
+/// now, but the order by workspace stays, which only `idx_runs_workspace_due` gives.
+fn in_space(backend: DbBackend, space: &str) -> String {
+    match backend {
+        DbBackend::Postgres => format!("r.workspace_id = ANY(ARRAY[{space}])"),
+        _ => format!("r.workspace_id = {space}"),
+    }
+}
+
+fn due(backend: DbBackend, space: &str) -> String {
+    DUE.replace("{in_space}", &in_space(backend, space))
+}
+
+/// Takes the lease on the fair order's next run and returns its row. `$1` the worker, `$2`
+/// now (ms), `$3` the lease (ms), `$4` the instance's per-workspace limit; `{pick}` the
+/// run: a [`PICK`], or the first of several that finds one.
 const CLAIM: &str = "\
-WITH live AS (
-    SELECT workspace_id, COUNT(*) AS leases
-    FROM runs
-    WHERE lease_expires_at_ms > $2
-    GROUP BY workspace_id
+WITH RECURSIVE {spaces},
+{candidates},
+ranked AS (
+    SELECT e.id,
+           ROW_NUMBER() OVER (ORDER BY e.leases * 1.0 / e.weight, e.oldest, e.id) AS place
+    FROM (
+        SELECT c.id, c.leases, c.weight,
+               (SELECT r.available_at_ms FROM runs r
+                WHERE {due_of_c}
+                {oldest_first}
+                LIMIT 1) AS oldest
+        FROM candidates c
+        WHERE c.leases < c.running_limit
+    ) e
+    WHERE e.oldest IS NOT NULL
 )
 UPDATE runs
 SET lease_owner = $1,
     lease_expires_at_ms = $2 + $3,
     fencing_token = fencing_token + 1
-WHERE id = (
-    SELECT r.id
-    FROM runs r
-    LEFT JOIN live ON live.workspace_id = r.workspace_id
-    WHERE r.available_at_ms IS NOT NULL
-      AND r.available_at_ms <= $2
-      AND r.lease_expires_at_ms <= $2
-      AND COALESCE(live.leases, 0) < $4
-    ORDER BY COALESCE(live.leases, 0), r.available_at_ms, r.id
-    LIMIT 1{lock}
-)
+WHERE id = {pick}
 RETURNING *";
+
+/// The oldest due run of the workspace in `{place}` of the fair order. `{lock}` is the
+/// backend's row lock: a run a concurrent claimer holds is passed over for the next.
+const PICK: &str = "(
+    SELECT r.id FROM runs r
+    WHERE {due_of_place}
+    {oldest_first}
+    LIMIT 1{lock}
+)";
+
+/// Whether a workspace other than `$1` has a due run that the fair order would serve before
+/// `$1`'s if one of `$1`'s runs made way: the other holds no lease, or holds fewer than its
+/// weighted share even after `$1` gave one up (so two workspaces never trade a slot back and
+/// forth over a difference of one). `$2` now (ms), `$3` the instance's per-workspace limit.
+const ANOTHER_WAITING: &str = "\
+WITH RECURSIVE {spaces},
+{candidates},
+mine AS (
+    SELECT (SELECT COUNT(*) FROM runs l
+            WHERE l.workspace_id = $1 AND l.lease_expires_at_ms > $2) AS leases,
+           COALESCE(
+               (SELECT q.scheduling_weight FROM workspace_quotas q WHERE q.workspace_id = $1),
+               1
+           ) AS weight
+)
+SELECT 1 AS waiting
+FROM candidates c
+CROSS JOIN mine m
+WHERE c.id <> $1
+  AND c.leases < c.running_limit
+  AND (c.leases = 0 OR c.leases * m.weight < (m.leases - 1) * c.weight)
+  AND EXISTS (SELECT 1 FROM runs r WHERE {due_of_c})
+LIMIT 1";
+
+/// How many workspaces, in the fair order, a claim tries before it gives up: more than one
+/// only where concurrent claimers can hold a workspace's last due runs locked (Postgres).
+fn picks(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => 3,
+        _ => 1,
+    }
+}
+
+/// `template` with the shared fragments filled in; `now` and `limit` name the parameters.
+fn with_fragments(template: &str, backend: DbBackend, now: &str, limit: &str) -> String {
+    template
+        .replace("{spaces}", SPACES)
+        .replace("{candidates}", CANDIDATES)
+        .replace("{due_of_c}", &due(backend, "c.id"))
+        .replace("{oldest_first}", OLDEST_FIRST)
+        .replace("{now}", now)
+        .replace("{limit}", limit)
+}
+
+/// The claim's SQL for `backend`, built once.
+fn claim_sql(backend: DbBackend) -> &'static str {
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| build_claim_sql(DbBackend::Postgres));
+    static SQLITE: LazyLock<String> = LazyLock::new(|| build_claim_sql(DbBackend::Sqlite));
+    match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &SQLITE,
+    }
+}
+
+fn build_claim_sql(backend: DbBackend) -> String {
+    let lock = match backend {
+        DbBackend::Postgres => "\n    FOR UPDATE OF r SKIP LOCKED",
+        // SQLite has no row locks; the transaction holds the database's write lock.
+        _ => "",
+    };
+    let picks: Vec<String> = (1..=picks(backend))
+        .map(|place| {
+            let space = format!("(SELECT ranked.id FROM ranked WHERE ranked.place = {place})");
+            PICK.replace("{due_of_place}", &due(backend, &space))
+                .replace("{lock}", lock)
+        })
+        .collect();
+    let pick = match picks.as_slice() {
+        [only] => only.clone(),
+        several => format!("COALESCE({})", several.join(", ")),
+    };
+    with_fragments(&CLAIM.replace("{pick}", &pick), backend, "$2", "$4")
+}
 
 fn claim_statement(
     backend: DbBackend,
@@ -75,18 +239,38 @@ fn claim_statement(
     lease_ms: i64,
     per_workspace_limit: u32,
 ) -> Statement {
-    let lock = match backend {
-        DbBackend::Postgres => "\n    FOR UPDATE OF r SKIP LOCKED",
-        // SQLite has no row locks; the transaction holds the database's write lock.
-        _ => "",
-    };
     Statement::from_sql_and_values(
         backend,
-        CLAIM.replace("{lock}", lock),
+        claim_sql(backend),
         [
             worker.into(),
             now_ms.into(),
             lease_ms.into(),
+            i64::from(per_workspace_limit).into(),
+        ],
+    )
+}
+
+fn another_waiting_statement(
+    backend: DbBackend,
+    workspace_id: WorkspaceId,
+    now_ms: i64,
+    per_workspace_limit: u32,
+) -> Statement {
+    static POSTGRES: LazyLock<String> =
+        LazyLock::new(|| with_fragments(ANOTHER_WAITING, DbBackend::Postgres, "$2", "$3"));
+    static SQLITE: LazyLock<String> =
+        LazyLock::new(|| with_fragments(ANOTHER_WAITING, DbBackend::Sqlite, "$2", "$3"));
+    let sql: &str = match backend {
+        DbBackend::Postgres => &POSTGRES,
+        _ => &SQLITE,
+    };
+    Statement::from_sql_and_values(
+        backend,
+        sql,
+        [
+            workspace_id.as_uuid().into(),
+            now_ms.into(),
             i64::from(per_workspace_limit).into(),
         ],
     )
@@ -218,6 +402,26 @@ impl RunQueue for SeaStore {
             definition,
             steps,
         }))
+    }
+
+    async fn another_workspace_waiting(
+        &self,
+        workspace_id: WorkspaceId,
+        now_ms: i64,
+        per_workspace_limit: u32,
+    ) -> DomainResult<bool> {
+        let backend = self.db.get_database_backend();
+        let waiting = self
+            .db
+            .query_one_raw(another_waiting_statement(
+                backend,
+                workspace_id,
+                now_ms,
+                per_workspace_limit,
+            ))
+            .await
+            .map_err(internal("look for another workspace's due run"))?;
+        Ok(waiting.is_some())
     }
 
     async fn journal(

@@ -14,6 +14,7 @@ use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::journal::{NewRun, NewRunEvent, Run, RunEvent, RunEventKind, StepRecord};
 use aos_domain::page::{Page, PageRequest};
 use aos_domain::ports::{CancelOutcome, RunFilter, RunStore};
+use aos_domain::quota::QuotaLimits;
 use aos_domain::run::{RunId, RunStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::quotas::charge_queued_run;
 use crate::convert;
 use crate::entities::{run_events, run_steps, runs, workflow_versions};
 use crate::error::{internal, missing_or_conflict};
@@ -183,12 +185,20 @@ pub(super) async fn insert_run_row(
 }
 
 /// Inserts a queued run with its reused steps and its `RUN_QUEUED` event (seq 1), in the
-/// caller's transaction. `NotFound("workflow")` when the pinned version is not in the
-/// workspace.
-pub(crate) async fn insert_run(txn: &Txn, workspace_id: Uuid, run: NewRun) -> DomainResult<Run> {
+/// caller's transaction, and counts it against the workspace's quotas.
+/// `NotFound("workflow")` when the pinned version is not in the workspace;
+/// `QuotaExceeded` when the run would pass the month's runs or the queued runs, and then
+/// the caller must not commit.
+pub(crate) async fn insert_run(
+    txn: &Txn,
+    quotas: &QuotaLimits,
+    workspace_id: Uuid,
+    run: NewRun,
+) -> DomainResult<Run> {
     let row = queued_row(workspace_id, &run);
     let queued = NewRunEvent::queued(run.trigger, row.created_at);
     insert_run_row(txn, row.clone(), run.reused_steps, vec![queued]).await?;
+    charge_queued_run(txn, quotas, workspace_id, row.created_at).await?;
     convert::run(row)
 }
 
@@ -196,7 +206,13 @@ pub(crate) async fn insert_run(txn: &Txn, workspace_id: Uuid, run: NewRun) -> Do
 impl RunStore for SeaStore {
     async fn enqueue_run(&self, scope: &WorkspaceScope, run: NewRun) -> DomainResult<Run> {
         let txn = self.begin_scoped(scope, Intent::Write).await?;
-        let run = insert_run(&txn, scope.workspace_id().as_uuid(), run).await?;
+        let run = insert_run(
+            &txn,
+            &self.quota_defaults,
+            scope.workspace_id().as_uuid(),
+            run,
+        )
+        .await?;
         commit(txn).await?;
         Ok(run)
     }

@@ -36,7 +36,13 @@ impl TriggerStore for SeaStore {
 
     async fn enqueue_triggered(&self, target: &TriggerTarget, run: NewRun) -> DomainResult<Run> {
         let txn = self.begin_unscoped_write().await?;
-        let run = insert_run(&txn, target.workspace_id.as_uuid(), run).await?;
+        let run = insert_run(
+            &txn,
+            &self.quota_defaults,
+            target.workspace_id.as_uuid(),
+            run,
+        )
+        .await?;
         txn.commit()
             .await
             .map_err(internal("commit a triggered run"))?;
@@ -100,7 +106,13 @@ impl TriggerStore for SeaStore {
         if inserted == 0 {
             return Ok(None);
         }
-        let run = insert_run(&txn, target.workspace_id.as_uuid(), run).await?;
+        let run = insert_run(
+            &txn,
+            &self.quota_defaults,
+            target.workspace_id.as_uuid(),
+            run,
+        )
+        .await?;
         txn.commit()
             .await
             .map_err(internal("commit a scheduled run"))?;

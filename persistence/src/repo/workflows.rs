@@ -11,6 +11,7 @@ use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::WorkflowId;
 use aos_domain::page::{Page, PageRequest};
 use aos_domain::ports::WorkflowStore;
+use aos_domain::quota::Quota;
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowChange, WorkflowVersion};
 use async_trait::async_trait;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition};
@@ -20,6 +21,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::quotas::refuse_past_limit;
 use crate::convert;
 use crate::entities::{workflow_versions, workflows};
 use crate::error::{corrupt_row, internal};
@@ -235,6 +237,15 @@ impl WorkflowStore for SeaStore {
             .map_err(internal("activate or deactivate a workflow"))?;
         if updated.rows_affected == 0 {
             return Err(DomainError::NotFound("workflow"));
+        }
+        if active {
+            refuse_past_limit(
+                &txn,
+                &self.quota_defaults,
+                workspace_id,
+                Quota::ActiveWorkflows,
+            )
+            .await?;
         }
         let workflow = one_workflow(&txn, workspace_id, id)
             .await?

@@ -9,6 +9,7 @@ use aos_domain::api_token::ApiToken;
 use aos_domain::error::{DomainError, DomainResult};
 use aos_domain::ids::{ApiTokenId, UserId};
 use aos_domain::ports::{NewApiToken, WorkspaceStore};
+use aos_domain::quota::Quota;
 use aos_domain::workspace::{Member, Role, Workspace, WorkspaceName};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,6 +20,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::quotas::refuse_past_limit;
 use crate::convert::{self, PublicUserRow};
 use crate::entities::{api_tokens, members, users, workspaces};
 use crate::error::{internal, missing_or_conflict};
@@ -246,6 +248,7 @@ impl WorkspaceStore for SeaStore {
                 "user",
                 "this user is already a member of the workspace",
             ))?;
+        refuse_past_limit(&txn, &self.quota_defaults, workspace_id, Quota::Members).await?;
         let member = one_member(&txn, workspace_id, user_id).await?;
         commit(txn).await?;
         Ok(member)

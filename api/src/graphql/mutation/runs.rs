@@ -85,6 +85,7 @@ impl RunMutation {
             .await?
         {
             CancelOutcome::Cancelled { run, events } => {
+                metrics::counter!("aos_runs_finished_total", "status" => "cancelled").increment(1);
                 state.run_events.publish(&events);
                 run
             }
