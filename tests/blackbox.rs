@@ -7,6 +7,8 @@
 #[path = "blackbox/harness.rs"]
 mod harness;
 
+#[path = "blackbox/ai.rs"]
+mod ai;
 #[path = "blackbox/architecture.rs"]
 mod architecture;
 #[path = "blackbox/audit_log.rs"]

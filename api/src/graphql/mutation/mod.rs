@@ -1,6 +1,7 @@
 //! Root mutations, one file per area. Every mutation takes exactly one argument, `input`.
 
 mod accounts;
+mod ai;
 mod api_tokens;
 pub(crate) mod connections;
 mod oauth;
@@ -19,4 +20,5 @@ pub struct Mutation(
     runs::RunMutation,
     connections::ConnectionMutation,
     oauth::OAuthMutation,
+    ai::AiMutation,
 );
