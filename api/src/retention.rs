@@ -10,8 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use aos_domain::error::DomainResult;
 use aos_domain::ports::Store;
 use aos_domain::quota::{QuotaLimits, Retention, retention};
 
@@ -33,11 +34,16 @@ pub async fn current(store: &dyn Store, defaults: &QuotaLimits) -> Option<Retent
     }
 }
 
-/// Deletes every expired run now, batch by batch; returns how many went.
-pub async fn sweep_runs(store: &dyn Store, retention: &Retention) -> u64 {
+/// Deletes everything `purge` finds expired now, batch by batch; returns how many went.
+/// `what` names the history in the log when a batch fails.
+pub async fn sweep<F, Fut>(what: &'static str, purge: F) -> u64
+where
+    F: Fn(DateTime<Utc>, u64) -> Fut,
+    Fut: Future<Output = DomainResult<u64>>,
+{
     let mut deleted = 0;
     loop {
-        match store.purge_expired_runs(retention, Utc::now(), BATCH).await {
+        match purge(Utc::now(), BATCH).await {
             Ok(count) => {
                 deleted += count;
                 if count < BATCH {
@@ -45,7 +51,7 @@ pub async fn sweep_runs(store: &dyn Store, retention: &Retention) -> u64 {
                 }
             }
             Err(error) => {
-                tracing::error!(error = %ErrorChain(&error), "run retention failed");
+                tracing::error!(error = %ErrorChain(&error), what, "retention failed");
                 return deleted;
             }
         }
@@ -61,8 +67,14 @@ pub async fn run(store: Arc<dyn Store>, defaults: QuotaLimits) {
         let Some(retention) = current(store.as_ref(), &defaults).await else {
             continue;
         };
-        let runs = sweep_runs(store.as_ref(), &retention).await;
-        let audit = crate::audit::retention::sweep(store.as_ref(), &retention).await;
+        let runs = sweep("runs", |now, batch| {
+            store.purge_expired_runs(&retention, now, batch)
+        })
+        .await;
+        let audit = sweep("audit log", |now, batch| {
+            store.purge_audit_events(&retention, now, batch)
+        })
+        .await;
         if runs > 0 || audit > 0 {
             tracing::info!(runs, audit, "retention deleted expired history");
         }

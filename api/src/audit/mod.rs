@@ -16,7 +16,6 @@
 //! - A record never holds the mutation's input: only ids are read from it.
 
 pub mod graphql;
-pub mod retention;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};

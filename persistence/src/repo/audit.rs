@@ -27,6 +27,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::page_from;
+use super::{Retained, purge_by_retention};
 use crate::entities::audit_events;
 use crate::error::{corrupt_row, internal};
 use crate::scoped::Intent;
@@ -97,25 +98,17 @@ impl AuditStore for SeaStore {
         now: DateTime<Utc>,
         batch: u64,
     ) -> DomainResult<u64> {
-        let mut deleted = 0;
-        for &workspace_id in retention.per_workspace.keys() {
-            if deleted >= batch {
-                return Ok(deleted);
-            }
-            let cutoff = cutoff_ms(retention, Some(workspace_id), now);
+        purge_by_retention(retention, now, batch, |which, cutoff, limit| {
+            let workspaces = match which {
+                Retained::Only(workspace) => audit_events::Column::WorkspaceId.eq(workspace),
+                Retained::AllBut(others) => audit_events::Column::WorkspaceId.is_not_in(others),
+            };
             let expired = Condition::all()
-                .add(audit_events::Column::WorkspaceId.eq(workspace_id.as_uuid()))
-                .add(audit_events::Column::AtMs.lt(cutoff));
-            deleted += self.delete_oldest(expired, batch - deleted).await?;
-        }
-        if deleted >= batch {
-            return Ok(deleted);
-        }
-        let others = retention.per_workspace.keys().map(WorkspaceId::as_uuid);
-        let expired = Condition::all()
-            .add(audit_events::Column::WorkspaceId.is_not_in(others))
-            .add(audit_events::Column::AtMs.lt(cutoff_ms(retention, None, now)));
-        Ok(deleted + self.delete_oldest(expired, batch - deleted).await?)
+                .add(workspaces)
+                .add(audit_events::Column::AtMs.lt(cutoff.timestamp_millis()));
+            self.delete_oldest(expired, limit)
+        })
+        .await
     }
 }
 
@@ -147,14 +140,6 @@ impl SeaStore {
             .map_err(internal("commit an audit retention batch"))?;
         Ok(result.rows_affected)
     }
-}
-
-fn cutoff_ms(
-    retention: &AuditRetention,
-    workspace_id: Option<WorkspaceId>,
-    now: DateTime<Utc>,
-) -> i64 {
-    retention.cutoff(workspace_id, now).timestamp_millis()
 }
 
 fn row(event: &AuditEvent) -> audit_events::Model {

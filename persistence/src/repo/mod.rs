@@ -26,8 +26,14 @@ mod users;
 mod workflows;
 mod workspaces;
 
+use std::future::Future;
+
+use aos_domain::audit::AuditRetention;
 use aos_domain::error::DomainResult;
+use aos_domain::ids::WorkspaceId;
 use aos_domain::page::Page;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// A page out of `rows`, read with one row more than `first` asked for: that extra row
 /// only tells whether another page follows.
@@ -42,4 +48,50 @@ fn page_from<M, T>(
         items: rows.into_iter().map(convert).collect::<DomainResult<_>>()?,
         has_next_page,
     })
+}
+
+/// Which workspaces one retention pass covers.
+pub(super) enum Retained {
+    /// One workspace with a retention of its own.
+    Only(Uuid),
+    /// Every workspace but these, under the default retention.
+    AllBut(Vec<Uuid>),
+}
+
+/// Deletes up to `batch` expired rows: first those of each workspace with a retention of
+/// its own, then everyone else's under the default. `delete(which, cutoff, limit)` deletes
+/// up to `limit` rows of `which` older than `cutoff` and says how many went.
+pub(super) async fn purge_by_retention<F, Fut>(
+    retention: &AuditRetention,
+    now: DateTime<Utc>,
+    batch: u64,
+    mut delete: F,
+) -> DomainResult<u64>
+where
+    F: FnMut(Retained, DateTime<Utc>, u64) -> Fut,
+    Fut: Future<Output = DomainResult<u64>>,
+{
+    let mut deleted = 0;
+    for &workspace_id in retention.per_workspace.keys() {
+        if deleted >= batch {
+            return Ok(deleted);
+        }
+        let cutoff = retention.cutoff(Some(workspace_id), now);
+        deleted += delete(
+            Retained::Only(workspace_id.as_uuid()),
+            cutoff,
+            batch - deleted,
+        )
+        .await?;
+    }
+    if deleted >= batch {
+        return Ok(deleted);
+    }
+    let others = retention
+        .per_workspace
+        .keys()
+        .map(WorkspaceId::as_uuid)
+        .collect();
+    let cutoff = retention.cutoff(None, now);
+    Ok(deleted + delete(Retained::AllBut(others), cutoff, batch - deleted).await?)
 }

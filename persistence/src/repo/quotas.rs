@@ -32,6 +32,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use super::{Retained, purge_by_retention};
 use crate::entities::{runs, workspace_quotas};
 use crate::error::{corrupt_row, internal, missing_or_conflict};
 use crate::scoped::Intent;
@@ -581,24 +582,17 @@ impl QuotaStore for SeaStore {
         now: DateTime<Utc>,
         batch: u64,
     ) -> DomainResult<u64> {
-        let mut deleted = 0;
-        for &workspace_id in retention.per_workspace.keys() {
-            if deleted >= batch {
-                return Ok(deleted);
-            }
+        purge_by_retention(retention, now, batch, |which, cutoff, limit| {
+            let workspaces = match which {
+                Retained::Only(workspace) => runs::Column::WorkspaceId.eq(workspace),
+                Retained::AllBut(others) => runs::Column::WorkspaceId.is_not_in(others),
+            };
             let expired = Condition::all()
-                .add(runs::Column::WorkspaceId.eq(workspace_id.as_uuid()))
-                .add(runs::Column::Id.lt(id_floor(retention.cutoff(Some(workspace_id), now))));
-            deleted += delete_oldest_runs(self, expired, batch - deleted).await?;
-        }
-        if deleted >= batch {
-            return Ok(deleted);
-        }
-        let others = retention.per_workspace.keys().map(WorkspaceId::as_uuid);
-        let expired = Condition::all()
-            .add(runs::Column::WorkspaceId.is_not_in(others))
-            .add(runs::Column::Id.lt(id_floor(retention.cutoff(None, now))));
-        Ok(deleted + delete_oldest_runs(self, expired, batch - deleted).await?)
+                .add(workspaces)
+                .add(runs::Column::Id.lt(id_floor(cutoff)));
+            delete_oldest_runs(self, expired, limit)
+        })
+        .await
     }
 
     async fn quota_overrides(&self) -> DomainResult<Vec<(WorkspaceId, QuotaOverride)>> {
