@@ -19,4 +19,5 @@ pub mod redis_fanout;
 pub mod retention;
 pub mod run_events;
 pub mod state;
+pub mod ttl_cache;
 pub mod ws;

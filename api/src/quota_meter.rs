@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -25,13 +25,14 @@ use aos_domain::ports::Store;
 use aos_domain::quota::Limit;
 
 use crate::error::ErrorChain;
+use crate::ttl_cache::TtlCache;
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
 pub const LIMITS_TTL: Duration = Duration::from_secs(10);
 
 pub struct RunMeter {
     store: Arc<dyn Store>,
-    limits: Mutex<HashMap<WorkspaceId, (Instant, Limit)>>,
+    limits: TtlCache<WorkspaceId, Limit>,
     unwritten: Mutex<HashMap<WorkspaceId, u64>>,
 }
 
@@ -46,7 +47,7 @@ impl RunMeter {
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             store,
-            limits: Mutex::new(HashMap::new()),
+            limits: TtlCache::new(LIMITS_TTL),
             unwritten: Mutex::new(HashMap::new()),
         })
     }
@@ -82,6 +83,7 @@ impl RunMeter {
 
     /// Writes the tallied runs; what fails to be written is kept for the next flush.
     pub async fn flush(&self) {
+        self.limits.forget_stale();
         let tallied: Vec<(WorkspaceId, u64)> = self
             .unwritten()
             .drain()
@@ -97,9 +99,6 @@ impl RunMeter {
                 *unwritten.entry(workspace_id).or_default() += count;
             }
         }
-        let now = Instant::now();
-        self.cached_limits()
-            .retain(|_, (read_at, _)| now.duration_since(*read_at) < LIMITS_TTL);
     }
 
     /// Flushes every [`FLUSH_EVERY`] for as long as the process runs.
@@ -112,25 +111,18 @@ impl RunMeter {
     }
 
     async fn monthly_limit(&self, workspace_id: WorkspaceId) -> Result<Limit, DomainError> {
-        let now = Instant::now();
-        if let Some((read_at, limit)) = self.cached_limits().get(&workspace_id)
-            && now.duration_since(*read_at) < LIMITS_TTL
-        {
-            return Ok(*limit);
+        if let Some(limit) = self.limits.fresh(&workspace_id) {
+            return Ok(limit);
         }
         let limit = self.store.quota_limits(workspace_id).await?.runs_per_month;
-        self.cached_limits().insert(workspace_id, (now, limit));
+        self.limits.insert(workspace_id, limit);
         Ok(limit)
     }
 
-    // Poisoned maps hold only complete entries: a panic cannot half-write one.
+    // A poisoned map holds only complete entries: a panic cannot half-write one.
     fn unwritten(&self) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, u64>> {
         self.unwritten
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn cached_limits(&self) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, (Instant, Limit)>> {
-        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -7,16 +7,16 @@
 //! applies on every node within that time without a restart. With no default quota
 //! (`--rate-limit-rps 0`) nothing is limited and nothing is read.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aos_domain::ids::WorkspaceId;
 use aos_domain::rate_limits::{RateLimitStore, RateQuota};
 
 use super::rate::{RateKey, Verdict, WorkspaceRateLimiter};
 use crate::error::ApiError;
+use crate::ttl_cache::TtlCache;
 
 /// How long an override (or its absence) is trusted before it is read again.
 const OVERRIDE_TTL: Duration = Duration::from_secs(10);
@@ -53,7 +53,7 @@ pub struct RateLimits {
     /// `None`: limiting is off.
     default_quota: Option<RateQuota>,
     overrides: Arc<dyn RateLimitStore>,
-    cached: Mutex<HashMap<WorkspaceId, (Instant, Option<RateQuota>)>>,
+    cached: TtlCache<WorkspaceId, Option<RateQuota>>,
 }
 
 impl RateLimits {
@@ -66,7 +66,7 @@ impl RateLimits {
             limiter,
             default_quota,
             overrides,
-            cached: Mutex::new(HashMap::new()),
+            cached: TtlCache::new(OVERRIDE_TTL),
         }
     }
 
@@ -109,11 +109,8 @@ impl RateLimits {
     }
 
     async fn override_of(&self, workspace_id: WorkspaceId) -> Option<RateQuota> {
-        let now = Instant::now();
-        if let Some((read_at, quota)) = self.cache().get(&workspace_id)
-            && now.duration_since(*read_at) < OVERRIDE_TTL
-        {
-            return *quota;
+        if let Some(quota) = self.cached.fresh(&workspace_id) {
+            return quota;
         }
         let quota = match self.overrides.rate_limit_override(workspace_id).await {
             Ok(quota) => quota,
@@ -123,22 +120,13 @@ impl RateLimits {
                 None
             }
         };
-        self.cache().insert(workspace_id, (now, quota));
+        self.cached.insert(workspace_id, quota);
         quota
     }
 
     /// Drops cached overrides past their TTL, so memory stays bounded by recent traffic.
     pub fn forget_idle(&self) {
-        let now = Instant::now();
-        self.cache()
-            .retain(|_, (read_at, _)| now.duration_since(*read_at) < OVERRIDE_TTL);
-    }
-
-    fn cache(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<WorkspaceId, (Instant, Option<RateQuota>)>> {
-        // A poisoned cache holds only complete entries: a panic cannot half-write one.
-        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cached.forget_stale();
     }
 }
 
