@@ -24,16 +24,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use aos_connectors::http::HttpPolicy;
 use aos_connectors::oauth::{OAuthFlows, RefreshTiming, RefreshingSecrets};
-use aos_domain::access::{Action, Principal, authorize};
+use aos_domain::access::Action;
 use aos_domain::connection::{
     AuthKind, ConnectionEvent, ConnectionName, Credentials, KeyPlacement, NewConnection, Redactor,
 };
 use aos_domain::ids::{ConnectionId, WorkspaceId};
-use aos_domain::ports::{
-    AccessStore, ConnectionEventSink, ConnectionSecrets, ConnectionStore, UserStore,
-};
-use aos_domain::user::{Email, UserName};
-use aos_domain::workspace::{Role, WorkspaceName};
+use aos_domain::ports::{ConnectionEventSink, ConnectionSecrets, ConnectionStore};
 use aos_persistence::SeaStore;
 use aos_vault::service::{CredentialVault, MasterKeys};
 use aos_vault::{Keyring, MasterKey};
@@ -47,6 +43,7 @@ use uuid::Uuid;
 use crate::database::{Backend, FreshDatabase};
 use crate::server::{Owner, Server, string_at};
 use crate::stats::{Samples, Summary, micros, rate};
+use crate::tenant::{bench_user, owned_workspace};
 
 pub struct ConnectionsBench {
     pub backend: Backend,
@@ -259,19 +256,9 @@ struct StoredConnection {
 impl StoredConnection {
     async fn create(store: SeaStore) -> anyhow::Result<Self> {
         let store = Arc::new(store);
-        let email = Email::parse(&format!("bench.{}@example.com", Uuid::new_v4().simple()))
-            .map_err(|error| anyhow!("an e-mail: {error:?}"))?;
-        let name = UserName::parse("Bench").map_err(|error| anyhow!("{error:?}"))?;
-        let user = store.create_user(&email, &name, "$argon2id$x").await?;
-        let workspace_name = WorkspaceName::parse("Bench").map_err(|error| anyhow!("{error:?}"))?;
-        let workspace = store.create_workspace(user.id, &workspace_name).await?;
-        let scope = authorize(
-            &Principal::User(user.id),
-            workspace.id,
-            Some(Role::Owner),
-            Action::ManageConnections,
-            "connection",
-        )?;
+        let user = bench_user(&store).await?;
+        let (workspace, scope) =
+            owned_workspace(&store, &user, "Bench", Action::ManageConnections).await?;
         let keys = Arc::new(MasterKeys::fixed(Keyring::new(MasterKey::derived(
             &BENCH_MASTER_KEY,
         ))));

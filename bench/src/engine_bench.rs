@@ -11,13 +11,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use aos_connectors::Registry;
 use aos_connectors::http::{HttpClient, HttpPolicy};
-use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
+use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::journal::{Journal, NewRun, RunEvent, RunTrigger};
-use aos_domain::ports::{AccessStore, RunEventSink, RunQueue, RunStore, UserStore, WorkflowStore};
+use aos_domain::ports::{RunEventSink, RunQueue, RunStore, WorkflowStore};
 use aos_domain::run::RunId;
-use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, Workflow, WorkflowName};
-use aos_domain::workspace::{Role, WorkspaceName};
 use aos_engine::code::CodeLimits;
 use aos_engine::gate::ConnectionGate;
 use aos_engine::step::NodeServices;
@@ -30,6 +28,7 @@ use tokio::sync::{Notify, watch};
 use crate::database::{Backend, FreshDatabase};
 use crate::null_queue::NullQueue;
 use crate::stats::{Samples, micros, rate};
+use crate::tenant::{bench_user, owned_workspace};
 use crate::timed_queue::TimedQueue;
 
 pub struct EngineBench {
@@ -157,23 +156,9 @@ struct Fixture {
 
 impl Fixture {
     async fn new(store: SeaStore) -> anyhow::Result<Self> {
-        let email = Email::parse(&format!(
-            "bench.{}@example.com",
-            uuid::Uuid::new_v4().simple()
-        ))
-        .map_err(|error| anyhow::anyhow!("an e-mail: {error:?}"))?;
-        let name = UserName::parse("Bench").map_err(|error| anyhow::anyhow!("{error:?}"))?;
-        let user = store.create_user(&email, &name, "$argon2id$x").await?;
-        let workspace_name =
-            WorkspaceName::parse("Bench").map_err(|error| anyhow::anyhow!("{error:?}"))?;
-        let workspace = store.create_workspace(user.id, &workspace_name).await?;
-        let scope = authorize(
-            &Principal::User(user.id),
-            workspace.id,
-            Some(Role::Owner),
-            Action::ReadWorkspace,
-            "workspace",
-        )?;
+        let user = bench_user(&store).await?;
+        let (_workspace, scope) =
+            owned_workspace(&store, &user, "Bench", Action::ReadWorkspace).await?;
         let workflow = store
             .create_workflow(
                 &scope,

@@ -16,14 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
+use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::ids::WorkspaceId;
 use aos_domain::journal::{ClaimedRun, Journal, NewRun, RunChange, RunTrigger};
-use aos_domain::ports::{AccessStore, RunQueue, RunStore, UserStore, WorkflowStore};
+use aos_domain::ports::{RunQueue, RunStore, WorkflowStore};
 use aos_domain::run::{RunId, RunStatus};
-use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, WorkflowName};
-use aos_domain::workspace::{Role, WorkspaceName};
 use aos_persistence::SeaStore;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -32,6 +30,7 @@ use tokio::sync::Semaphore;
 use crate::database::{Backend, FreshDatabase};
 use crate::server::{Owner, Server, string_at};
 use crate::stats::{micros, rate};
+use crate::tenant::{bench_user, owned_workspace};
 
 #[derive(Debug, clap::Args)]
 pub struct FairnessArgs {
@@ -125,23 +124,8 @@ struct Tenant {
 
 impl Tenant {
     async fn create(store: &SeaStore, name: &str) -> anyhow::Result<Self> {
-        let email = Email::parse(&format!(
-            "bench.{}@example.com",
-            uuid::Uuid::new_v4().simple()
-        ))
-        .map_err(|error| anyhow::anyhow!("an e-mail: {error:?}"))?;
-        let user_name = UserName::parse("Bench").map_err(|error| anyhow::anyhow!("{error:?}"))?;
-        let user = store.create_user(&email, &user_name, "$argon2id$x").await?;
-        let workspace_name =
-            WorkspaceName::parse(name).map_err(|error| anyhow::anyhow!("{error:?}"))?;
-        let workspace = store.create_workspace(user.id, &workspace_name).await?;
-        let scope = authorize(
-            &Principal::User(user.id),
-            workspace.id,
-            Some(Role::Owner),
-            Action::ReadWorkspace,
-            "workspace",
-        )?;
+        let user = bench_user(store).await?;
+        let (workspace, scope) = owned_workspace(store, &user, name, Action::ReadWorkspace).await?;
         let workflow = store
             .create_workflow(
                 &scope,

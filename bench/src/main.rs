@@ -15,6 +15,7 @@ mod server;
 mod stats;
 mod stats_bench;
 mod subscribers_bench;
+mod tenant;
 mod timed_queue;
 mod webhook_bench;
 

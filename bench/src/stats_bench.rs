@@ -18,19 +18,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use aos_domain::access::{Action, Principal, WorkspaceScope, authorize};
+use aos_domain::access::{Action, WorkspaceScope};
 use aos_domain::ids::{WorkflowId, WorkspaceId};
-use aos_domain::ports::{AccessStore, UserStore, WorkflowStore};
+use aos_domain::ports::WorkflowStore;
 use aos_domain::run_stats::{RunStats, RunStatsStore, StatsWindow};
-use aos_domain::user::{Email, UserName};
 use aos_domain::workflow::{NewWorkflow, WorkflowName};
-use aos_domain::workspace::{Role, WorkspaceName};
 use aos_persistence::SeaStore;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::database::{Backend, FreshDatabase};
 use crate::stats::{micros, rate};
+use crate::tenant::{bench_user, owned_workspace};
 
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
@@ -98,38 +97,27 @@ struct Fixture {
     workflows: Vec<(WorkspaceId, WorkflowId, i32)>,
 }
 
-fn parsed<T, E: std::fmt::Debug>(parsed: Result<T, E>) -> anyhow::Result<T> {
-    parsed.map_err(|error| anyhow::anyhow!("{error:?}"))
-}
-
 impl Fixture {
     async fn new(store: SeaStore, args: &StatsArgs) -> anyhow::Result<Self> {
-        let email = parsed(Email::parse(&format!(
-            "bench.{}@example.com",
-            uuid::Uuid::new_v4().simple()
-        )))?;
-        let user = store
-            .create_user(&email, &parsed(UserName::parse("Bench"))?, "$argon2id$x")
-            .await?;
+        let user = bench_user(&store).await?;
         let mut workspaces = Vec::with_capacity(args.workspaces);
         let mut workflows = Vec::new();
         for index in 0..args.workspaces {
-            let name = parsed(WorkspaceName::parse(&format!("Bench {index}")))?;
-            let workspace = store.create_workspace(user.id, &name).await?;
-            let scope = authorize(
-                &Principal::User(user.id),
-                workspace.id,
-                Some(Role::Owner),
+            let (workspace, scope) = owned_workspace(
+                &store,
+                &user,
+                &format!("Bench {index}"),
                 Action::ReadWorkspace,
-                "workspace",
-            )?;
+            )
+            .await?;
             let mut ids = Vec::with_capacity(args.workflows);
             for number in 0..args.workflows {
                 let workflow = store
                     .create_workflow(
                         &scope,
                         NewWorkflow {
-                            name: parsed(WorkflowName::parse(&format!("Flow {number}")))?,
+                            name: WorkflowName::parse(&format!("Flow {number}"))
+                                .map_err(|error| anyhow::anyhow!("{error:?}"))?,
                             description: None,
                             definition: json!({
                                 "nodes": [{"id": "start", "type": "trigger.manual", "config": {}}],
